@@ -1,0 +1,119 @@
+"""Image I/O and conversions: PIL <-> tensors, reading any image a user brings, and labelled grids.
+
+Every image enters the package through `load_image`, so odd files (RGBA, greyscale, palette, 16-bit,
+huge, animated, truncated) are handled in one place, with errors that name the file.
+"""
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageDraw, ImageFont, ImageOps, UnidentifiedImageError
+
+MAX_PIXELS = 64_000_000  # above this a file is refused rather than risk exhausting memory
+
+
+class ImageLoadError(ValueError):
+    """An image file that cannot be read; the message names the file and the reason."""
+
+
+def to_rgb(image: Image.Image, background=(255, 255, 255)) -> Image.Image:
+    """Any PIL image as 8-bit RGB: transparency composited onto `background`, 16-bit scaled down."""
+    if image.mode in ("I;16", "I;16B", "I;16L", "I"):
+        # 16/32-bit greyscale: scale the full range to 8 bits instead of clipping at 255.
+        arr = np.asarray(image, dtype=np.float64)
+        top = 65535.0 if arr.max() > 255 else 255.0
+        image = Image.fromarray((arr / top * 255 + 0.5).clip(0, 255).astype(np.uint8), "L")
+    if image.mode == "F":
+        arr = np.asarray(image, dtype=np.float64)
+        arr = (arr - arr.min()) / max(arr.max() - arr.min(), 1e-12)
+        image = Image.fromarray((arr * 255 + 0.5).astype(np.uint8), "L")
+    if image.mode == "P" or image.mode == "LA" or "transparency" in image.info:
+        image = image.convert("RGBA")
+    if image.mode in ("RGBA", "RGBa"):
+        base = Image.new("RGB", image.size, background)
+        base.paste(image, mask=image.getchannel("A"))
+        return base
+    return image.convert("RGB")
+
+
+def fit_square(image: Image.Image, size: int) -> Image.Image:
+    """Centre-crop to a square and resize to `size` x `size` (area filter when shrinking)."""
+    return ImageOps.fit(image, (size, size), method=Image.LANCZOS if image.width < size else Image.BOX)
+
+
+def load_image(path, size: int | None = None) -> Image.Image:
+    """Read an image file as RGB (optionally centre-cropped and resized to `size`).
+
+    Animated files give their first frame, with a warning. Errors name the file.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise ImageLoadError(f"{path}: no such file")
+    try:
+        with Image.open(path) as im:
+            if im.width * im.height > MAX_PIXELS:
+                raise ImageLoadError(f"{path}: {im.width}x{im.height} pixels is too large "
+                                     f"(limit {MAX_PIXELS:,}); shrink it first")
+            if getattr(im, "n_frames", 1) > 1:
+                warnings.warn(f"{path}: animated image with {im.n_frames} frames; using the first",
+                              stacklevel=2)
+                im.seek(0)
+            im.load()
+            rgb = to_rgb(im)
+    except ImageLoadError:
+        raise
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        raise ImageLoadError(f"{path}: not a readable image ({exc})") from exc
+    return fit_square(rgb, size) if size is not None else rgb
+
+
+def pil_to_tensor(image: Image.Image) -> torch.Tensor:
+    """RGB PIL image -> float tensor (3, H, W) in [0, 1]."""
+    arr = np.asarray(to_rgb(image), dtype=np.float32) / 255.0
+    return torch.from_numpy(arr).permute(2, 0, 1).contiguous()
+
+
+def tensor_to_pil(tensor: torch.Tensor) -> Image.Image:
+    """Float tensor (3, H, W) in [0, 1] -> RGB PIL image."""
+    if tensor.ndim != 3 or tensor.shape[0] != 3:
+        raise ValueError(f"expected a tensor of shape (3, H, W), got {tuple(tensor.shape)}")
+    arr = (tensor.detach().float().clamp(0, 1).permute(1, 2, 0).cpu().numpy() * 255 + 0.5)
+    return Image.fromarray(arr.astype(np.uint8), "RGB")
+
+
+def _label_font(pixels: int):
+    return ImageFont.load_default(size=pixels)
+
+
+def image_grid(rows: list[list[Image.Image]], row_labels=None, col_labels=None, tile: int | None = None,
+               pad: int = 2, label_width: int = 110, header: int = 18, title: str | None = None) -> Image.Image:
+    """Lay out rows of images as one picture, with optional row and column labels."""
+    if not rows or not rows[0]:
+        raise ValueError("image_grid needs at least one row with one image")
+    tile = tile or rows[0][0].width
+    n_cols = max(len(r) for r in rows)
+    left = label_width if row_labels else 0
+    top = (header if col_labels else 0) + (header + 4 if title else 0)
+    width = left + n_cols * (tile + pad) + pad
+    height = top + len(rows) * (tile + pad) + pad
+    sheet = Image.new("RGB", (width, height), (255, 255, 255))
+    draw = ImageDraw.Draw(sheet)
+    font = _label_font(11)
+    if title:
+        draw.text((pad, 2), title, fill=(0, 0, 0), font=_label_font(14))
+    if col_labels:
+        y = top - header + 3
+        for j, label in enumerate(col_labels):
+            draw.text((left + pad + j * (tile + pad) + tile / 2, y), str(label), fill=(0, 0, 0), font=font,
+                      anchor="mt")
+    for i, row in enumerate(rows):
+        y = top + pad + i * (tile + pad)
+        if row_labels:
+            draw.text((4, y + tile / 2), str(row_labels[i]), fill=(0, 0, 0), font=font, anchor="lm")
+        for j, im in enumerate(row):
+            sheet.paste(im.resize((tile, tile), Image.NEAREST) if im.width != tile else im,
+                        (left + pad + j * (tile + pad), y))
+    return sheet
