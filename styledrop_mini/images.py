@@ -89,7 +89,7 @@ def _label_font(pixels: int):
 
 
 def image_grid(rows: list[list[Image.Image]], row_labels=None, col_labels=None, tile: int | None = None,
-               pad: int = 2, label_width: int = 110, header: int = 18, title: str | None = None) -> Image.Image:
+               pad: int = 2, label_width: int = 140, header: int = 18, title: str | None = None) -> Image.Image:
     """Lay out rows of images as one picture, with optional row and column labels."""
     if not rows or not rows[0]:
         raise ValueError("image_grid needs at least one row with one image")

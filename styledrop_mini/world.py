@@ -351,7 +351,7 @@ def style_watercolor(mask, colour, rng, u):
 def style_stained_glass(mask, colour, rng, u):
     S = mask.width
     x, y = _grid(S)
-    n = 28
+    n = 22
     seeds = rng.uniform(0, S, size=(n, 2)).astype(np.float32)
     d = (x[..., None] - seeds[:, 0]) ** 2 + (y[..., None] - seeds[:, 1]) ** 2
     cell = d.argmin(-1)  # Voronoi cells: the panes of glass
@@ -405,3 +405,17 @@ def render(content: str, colour: str, style: str, seed: int = 0, size: int = IMA
     pixels = STYLE_RENDERERS[style](mask, COLOURS[colour], rng, u)
     big = Image.fromarray((np.clip(pixels, 0, 1) * 255 + 0.5).astype(np.uint8), "RGB")
     return big.resize((size, size), Image.BOX)
+
+
+def contact_sheet(seed: int = 0, contents=None, size: int = IMAGE_SIZE, tile: int = 64) -> Image.Image:
+    """One row per style (held-out ones marked), one column per content, colours cycling."""
+    from .images import image_grid
+
+    contents = contents or SHAPES + ("letter A", "letter G", "letter K", "letter R", "letter S", "letter W")
+    colours = list(COLOURS)
+    rows = [[render(content, colours[(i + j) % len(colours)], style, seed=seed * 10_000 + i * 100 + j, size=size)
+             for j, content in enumerate(contents)] for i, style in enumerate(STYLES)]
+    labels = [f"{s} (held out)" if s in HELD_OUT_STYLES else s for s in STYLES]
+    return image_grid(rows, row_labels=labels, col_labels=[c.replace("letter ", "") for c in contents], tile=tile,
+                      title=f"the mini world: {len(CONTENTS)} contents x {len(COLOURS)} colours x "
+                            f"{len(STYLES)} styles ({len(HELD_OUT_STYLES)} held out), seed {seed}")

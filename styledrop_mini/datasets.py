@@ -1,0 +1,176 @@
+"""Data sets: the mini world as a torch Dataset, and folders of captioned images (`metadata.jsonl`).
+
+Both give the same items, so every training loop in the package runs unchanged on a user's own
+folder of captioned images:
+    {"image": float tensor (3, H, W) in [0, 1], "text": caption,
+     "content", "colour", "style": label names ("" when unknown),
+     "content_id", "colour_id", "style_id": indices into world.CONTENTS / COLOURS / STYLES (-1 when unknown)}
+"""
+from __future__ import annotations
+
+import itertools
+import json
+from pathlib import Path
+
+import numpy as np
+from torch.utils.data import Dataset
+from tqdm.auto import tqdm
+
+from . import world
+from .images import ImageLoadError, load_image, pil_to_tensor, tensor_to_pil
+
+CONTENT_IDS = {name: i for i, name in enumerate(world.CONTENTS)}
+COLOUR_IDS = {name: i for i, name in enumerate(world.COLOURS)}
+STYLE_IDS = {name: i for i, name in enumerate(world.STYLES)}
+SPLITS = ("train", "test")
+
+
+def resolve_styles(styles) -> tuple[str, ...]:
+    """'seen' | 'held_out' | 'all' | an iterable of style names -> a tuple of style names."""
+    if isinstance(styles, str):
+        named = {"seen": world.SEEN_STYLES, "held_out": world.HELD_OUT_STYLES, "all": tuple(world.STYLES)}
+        if styles in named:
+            return named[styles]
+        styles = [styles]
+    styles = tuple(styles)
+    unknown = [s for s in styles if s not in world.STYLES]
+    if unknown or not styles:
+        raise ValueError(f"unknown styles {unknown}; use 'seen', 'held_out', 'all' "
+                         f"or names from: {', '.join(world.STYLES)}")
+    return styles
+
+
+def _labelled(image, text, content="", colour="", style=""):
+    return {"image": image, "text": text, "content": content, "colour": colour, "style": style,
+            "content_id": CONTENT_IDS.get(content, -1), "colour_id": COLOUR_IDS.get(colour, -1),
+            "style_id": STYLE_IDS.get(style, -1)}
+
+
+class MiniWorld(Dataset):
+    """`n` rendered images of the mini world, balanced over contents x colours x styles.
+
+    Item i shows combination `order[i % n_combinations]` (a seeded shuffle of the grid, so any
+    n_combinations consecutive items cover every combination once) and is drawn with render seed
+    `2 * (seed * 2**32 + i) + split`: train seeds are even and test seeds odd, so the two splits
+    never share an image, whatever their sizes and seeds.
+    """
+
+    def __init__(self, n: int = 1000, split: str = "train", styles="seen", contents=world.CONTENTS,
+                 colours=tuple(world.COLOURS), size: int = world.IMAGE_SIZE, seed: int = 0,
+                 paraphrase: bool = False, cache: bool = False):
+        if split not in SPLITS:
+            raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+        if n < 1:
+            raise ValueError(f"n must be at least 1, got {n}")
+        if seed < 0:
+            raise ValueError(f"seed must be >= 0, got {seed}")
+        self.styles = resolve_styles(styles)
+        self.contents, self.colours = tuple(contents), tuple(colours)
+        for content in self.contents:
+            world._check_labels(content, "red", "flat")
+        for colour in self.colours:
+            world._check_labels("circle", colour, "flat")
+        self.n, self.split, self.size, self.seed = n, split, size, seed
+        self.paraphrase = paraphrase
+        self.combinations = list(itertools.product(self.contents, self.colours, self.styles))
+        self.order = np.random.default_rng(seed).permutation(len(self.combinations))
+        self._cache = {} if cache else None
+
+    def __len__(self) -> int:
+        return self.n
+
+    def render_seed(self, index: int) -> int:
+        return 2 * (self.seed * 2**32 + index) + SPLITS.index(self.split)
+
+    def labels(self, index: int) -> tuple[str, str, str]:
+        """(content, colour, style) of item `index`, without rendering it."""
+        if not 0 <= index < self.n:
+            raise IndexError(f"index {index} out of range for a MiniWorld of {self.n} images")
+        return self.combinations[self.order[index % len(self.combinations)]]
+
+    def __getitem__(self, index: int) -> dict:
+        if self._cache is not None and index in self._cache:
+            return self._cache[index]
+        content, colour, style = self.labels(index)
+        seed = self.render_seed(index)
+        template = int(np.random.default_rng(seed).integers(len(world.CAPTION_TEMPLATES))) if self.paraphrase else 0
+        image = pil_to_tensor(world.render(content, colour, style, seed=seed, size=self.size))
+        item = _labelled(image, world.caption(content, colour, style, template), content, colour, style)
+        if self._cache is not None:
+            self._cache[index] = item
+        return item
+
+
+# ----------------------------------------------------------------------------------------------
+# Image folders with metadata.jsonl (the Hugging Face `datasets` "imagefolder" convention)
+# ----------------------------------------------------------------------------------------------
+class ImageFolderError(ValueError):
+    """A folder of captioned images that cannot be used; the message names the file and line."""
+
+
+def export_image_folder(dataset, folder, overwrite: bool = False) -> Path:
+    """Write every item of `dataset` as a PNG plus one `metadata.jsonl` row (file_name, text, labels)."""
+    folder = Path(folder)
+    meta = folder / "metadata.jsonl"
+    if meta.exists() and not overwrite:
+        raise FileExistsError(f"{meta} already exists; pass overwrite=True to replace it")
+    folder.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for i in tqdm(range(len(dataset)), desc=f"exporting to {folder}", leave=False):
+        item = dataset[i]
+        name = f"{i:05d}.png"
+        tensor_to_pil(item["image"]).save(folder / name)
+        row = {"file_name": name, "text": item["text"]}
+        row.update({k: item[k] for k in ("content", "colour", "style") if item.get(k)})
+        rows.append(row)
+    tmp = meta.with_suffix(".jsonl.tmp")  # write then rename: a crash never leaves half a file
+    tmp.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    tmp.replace(meta)
+    return folder
+
+
+class ImageFolder(Dataset):
+    """A folder of images with a `metadata.jsonl`: one JSON object a line with `file_name` and `text`
+    (and optionally `content`, `colour`, `style`). Rows are checked when the folder is opened."""
+
+    def __init__(self, folder, size: int = world.IMAGE_SIZE):
+        self.folder = Path(folder)
+        self.size = size
+        if not self.folder.is_dir():
+            raise ImageFolderError(f"{self.folder}: no such folder")
+        meta = self.folder / "metadata.jsonl"
+        if not meta.is_file():
+            raise ImageFolderError(f"{meta}: missing; an image folder needs a metadata.jsonl with one "
+                                   '{"file_name": ..., "text": ...} object per line')
+        self.rows, self.line_numbers = [], []
+        for line_no, line in enumerate(meta.read_text(encoding="utf-8").splitlines(), start=1):
+            if not line.strip():
+                continue
+            where = f"{meta}, line {line_no}"
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise ImageFolderError(f"{where}: not valid JSON ({exc.msg})") from exc
+            if not isinstance(row, dict) or not isinstance(row.get("file_name"), str):
+                raise ImageFolderError(f"{where}: needs a \"file_name\" string")
+            if not isinstance(row.get("text"), str) or not row["text"].strip():
+                raise ImageFolderError(f"{where}: row for {row['file_name']!r} has no \"text\" caption")
+            if not (self.folder / row["file_name"]).is_file():
+                raise ImageFolderError(f"{where}: image {row['file_name']!r} not found in {self.folder}")
+            self.rows.append(row)
+            self.line_numbers.append(line_no)
+        if not self.rows:
+            raise ImageFolderError(f"{meta}: no rows")
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, index: int) -> dict:
+        row = self.rows[index]
+        try:
+            image = load_image(self.folder / row["file_name"], self.size)
+        except ImageLoadError as exc:
+            raise ImageFolderError(f"{exc} (listed in {self.folder / 'metadata.jsonl'}, "
+                                   f"line {self.line_numbers[index]})") from exc
+        return _labelled(pil_to_tensor(image), row["text"], row.get("content", ""),
+                         row.get("colour", ""), row.get("style", ""))

@@ -1,0 +1,54 @@
+import pytest
+
+from styledrop_mini import world
+from styledrop_mini.datasets import MiniWorld, export_image_folder
+from styledrop_mini.exercises import ExerciseError, check
+
+
+def test_right_count_passes_and_common_mistakes_are_explained(capsys):
+    seen = len(world.CONTENTS) * len(world.COLOURS) * len(world.SEEN_STYLES)
+    check("00.count_seen_combinations", seen)
+    assert "✓" in capsys.readouterr().out
+    with pytest.raises(ExerciseError, match="held-out styles too"):
+        check("00.count_seen_combinations", len(world.CONTENTS) * len(world.COLOURS) * len(world.STYLES))
+    with pytest.raises(ExerciseError, match="letters"):
+        check("00.count_seen_combinations", len(world.SHAPES) * len(world.COLOURS) * len(world.SEEN_STYLES))
+    with pytest.raises(ExerciseError, match="no answer yet"):
+        check("00.count_seen_combinations", None)
+
+
+def test_caption_parser_checker():
+    names = {d: s for s, d in world.STYLES.items()}
+
+    def good(text):
+        body = text[2:-len(" style")]
+        left, descriptor = body.split(" in ", 1)
+        colour, content = left.split(" ", 1)
+        return content, colour, names[descriptor]
+
+    def returns_descriptor(text):
+        content, colour, style = good(text)
+        return content, colour, world.STYLES[style]
+
+    def one_word_content(text):
+        content, colour, style = good(text)
+        return content.split(" ")[-1], colour, style
+
+    check("00.caption_to_labels", good)
+    with pytest.raises(ExerciseError, match="descriptor"):
+        check("00.caption_to_labels", returns_descriptor)
+    with pytest.raises(ExerciseError, match="two words"):
+        check("00.caption_to_labels", one_word_content)
+
+
+def test_held_out_folder_checker(tmp_path):
+    export_image_folder(MiniWorld(n=12, styles="held_out"), tmp_path / "ok")
+    check("00.held_out_folder", tmp_path / "ok")
+    export_image_folder(MiniWorld(n=12, styles="seen"), tmp_path / "seen")
+    with pytest.raises(ExerciseError, match="seen styles"):
+        check("00.held_out_folder", tmp_path / "seen")
+
+
+def test_unknown_exercise():
+    with pytest.raises(KeyError, match="no exercise"):
+        check("99.nothing", 1)

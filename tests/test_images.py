@@ -1,0 +1,78 @@
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from styledrop_mini.images import ImageLoadError, image_grid, load_image, pil_to_tensor, tensor_to_pil
+
+
+def test_tensor_round_trip():
+    image = Image.fromarray(np.random.default_rng(0).integers(0, 256, (16, 24, 3), dtype=np.uint8))
+    tensor = pil_to_tensor(image)
+    assert tensor.shape == (3, 16, 24)
+    assert np.array_equal(np.asarray(tensor_to_pil(tensor)), np.asarray(image))
+    with pytest.raises(ValueError, match="3, H, W"):
+        tensor_to_pil(torch.zeros(1, 4, 4))
+
+
+@pytest.mark.parametrize("mode", ["RGBA", "LA", "L", "P", "I;16", "1", "CMYK"])
+def test_odd_modes_load_as_rgb(tmp_path, mode):
+    base = Image.new("RGB", (40, 30), (200, 30, 30))
+    if mode == "I;16":
+        image = Image.fromarray((np.full((30, 40), 40000)).astype(np.uint16))
+    elif mode in ("RGBA", "LA"):
+        image = base.convert(mode)
+        image.putalpha(0)  # fully transparent: must come out as the white background
+    else:
+        image = base.convert(mode)
+    path = tmp_path / ("x.tif" if mode == "CMYK" else "x.png")
+    image.save(path)
+    out = load_image(path, size=32)
+    assert out.mode == "RGB" and out.size == (32, 32)
+    arr = np.asarray(out)
+    if mode in ("RGBA", "LA"):
+        assert arr.min() == 255
+    if mode == "I;16":
+        assert abs(int(arr[0, 0, 0]) - round(40000 / 65535 * 255)) <= 1  # scaled, not clipped
+
+
+def test_animated_gif_gives_first_frame_with_a_warning(tmp_path):
+    frames = [Image.new("RGB", (20, 20), c) for c in ((255, 0, 0), (0, 0, 255))]
+    frames[0].save(tmp_path / "a.gif", save_all=True, append_images=frames[1:])
+    with pytest.warns(UserWarning, match="animated"):
+        out = load_image(tmp_path / "a.gif")
+    r, g, b = np.asarray(out)[10, 10]
+    assert r > 200 and b < 50
+
+
+def test_wide_image_is_centre_cropped(tmp_path):
+    arr = np.zeros((10, 30, 3), dtype=np.uint8)
+    arr[:, 10:20] = 255  # white centre third
+    Image.fromarray(arr).save(tmp_path / "w.png")
+    out = np.asarray(load_image(tmp_path / "w.png", size=10))
+    assert out.min() == 255
+
+
+def test_unreadable_files_name_the_file(tmp_path):
+    (tmp_path / "junk.png").write_text("hello")
+    with pytest.raises(ImageLoadError, match="junk.png: not a readable image"):
+        load_image(tmp_path / "junk.png")
+    with pytest.raises(ImageLoadError, match="nope.png: no such file"):
+        load_image(tmp_path / "nope.png")
+
+
+def test_huge_image_is_refused(tmp_path, monkeypatch):
+    import styledrop_mini.images as images
+
+    Image.new("RGB", (300, 300)).save(tmp_path / "big.png")
+    monkeypatch.setattr(images, "MAX_PIXELS", 50_000)
+    with pytest.raises(ImageLoadError, match="too large"):
+        load_image(tmp_path / "big.png")
+
+
+def test_grid_size():
+    tiles = [[Image.new("RGB", (8, 8))] * 3] * 2
+    sheet = image_grid(tiles, pad=1)
+    assert sheet.size == (3 * 9 + 1, 2 * 9 + 1)
+    with pytest.raises(ValueError):
+        image_grid([])

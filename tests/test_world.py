@@ -1,0 +1,99 @@
+import numpy as np
+import pytest
+
+from styledrop_mini import world
+
+
+def pixels(image):
+    return np.asarray(image, dtype=np.int16)
+
+
+def test_world_has_the_promised_variety():
+    assert len(world.SHAPES) >= 12 and len(world.LETTERS) == 26
+    assert len(world.COLOURS) >= 8
+    assert len(world.STYLES) >= 10
+    assert len(world.HELD_OUT_STYLES) >= 3
+    assert set(world.HELD_OUT_STYLES) <= set(world.STYLES)
+    assert not set(world.HELD_OUT_STYLES) & set(world.SEEN_STYLES)
+
+
+def test_render_is_deterministic_for_a_seed():
+    a = world.render("star", "red", "watercolor", seed=7)
+    b = world.render("star", "red", "watercolor", seed=7)
+    c = world.render("star", "red", "watercolor", seed=8)
+    assert np.array_equal(pixels(a), pixels(b))
+    assert not np.array_equal(pixels(a), pixels(c))
+
+
+@pytest.mark.parametrize("style", list(world.STYLES))
+def test_every_content_renders_in_every_style(style):
+    for i, content in enumerate(world.CONTENTS):
+        image = world.render(content, list(world.COLOURS)[i % 8], style, seed=i)
+        assert image.mode == "RGB" and image.size == (64, 64)
+        arr = np.asarray(image)
+        assert arr.dtype == np.uint8
+        # the content is visible: the image is not one flat colour
+        assert arr.reshape(-1, 3).std(0).max() > 10, (content, style)
+
+
+def _stat(style, content="circle", colour="red", n=4):
+    imgs = [pixels(world.render(content, colour, style, seed=s)).reshape(-1, 3) for s in range(n)]
+    return np.concatenate(imgs)
+
+
+def test_styles_are_distinct_from_each_other():
+    # Mean absolute difference of same content/colour/seed between every pair of styles.
+    renders = {s: pixels(world.render("square", "green", s, seed=3)) for s in world.STYLES}
+    names = list(renders)
+    for i, a in enumerate(names):
+        for b in names[i + 1:]:
+            diff = np.abs(renders[a] - renders[b]).mean()
+            assert diff > 4, f"{a} and {b} look alike (mean abs difference {diff:.1f})"
+
+
+def test_palette_owning_styles_change_the_background():
+    corner = lambda style: pixels(world.render("circle", "red", style, seed=1))[:4, :4].mean()  # noqa: E731
+    assert corner("neon") < 40  # dark
+    assert corner("flat") > 200  # light
+    blue = pixels(world.render("circle", "red", "blueprint", seed=1))[:4, :4].reshape(-1, 3).mean(0)
+    assert blue[2] > blue[0] + 40  # blue paper
+
+
+def test_colour_reaches_the_pixels():
+    # The most saturated pixels of a red flat star are red, of a blue one blue.
+    for colour, channel in (("red", 0), ("green", 1), ("blue", 2)):
+        arr = pixels(world.render("square", colour, "flat", seed=0)).reshape(-1, 3)
+        centre = arr[np.argmax(arr.max(1) - arr.min(1))]
+        assert np.argmax(centre) == channel, (colour, centre)
+
+
+def test_captions_name_the_labels():
+    text = world.caption("letter A", "red", "stained glass")
+    assert text == "a red letter A in stained glass style"
+    for t in range(len(world.CAPTION_TEMPLATES)):
+        text = world.caption("house", "teal", "neon", template=t)
+        assert "house" in text and "teal" in text and world.STYLES["neon"] in text
+
+
+@pytest.mark.parametrize("bad", [("dragon", "red", "flat"), ("star", "mauve", "flat"), ("star", "red", "cubist")])
+def test_unknown_labels_are_clear_errors(bad):
+    with pytest.raises(ValueError, match="unknown (content|colour|style)"):
+        world.render(*bad)
+
+
+def test_out_of_range_size_is_a_clear_error():
+    with pytest.raises(ValueError, match="size"):
+        world.render("star", "red", "flat", size=4)
+
+
+def test_render_scales_to_larger_sizes():
+    big = world.render("heart", "pink", "neon", seed=2, size=256)
+    small = world.render("heart", "pink", "neon", seed=2, size=64)
+    shrunk = pixels(big.resize((64, 64)))
+    assert big.size == (256, 256)
+    assert np.abs(shrunk - pixels(small)).mean() < 12  # same picture, only sharper
+
+
+def test_contact_sheet_has_a_row_per_style():
+    sheet = world.contact_sheet(contents=("star", "letter A"), tile=32)
+    assert sheet.height > len(world.STYLES) * 32
