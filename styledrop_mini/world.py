@@ -14,6 +14,7 @@ All lengths are in units of `u = canvas / 64`, so a 256-pixel render is a crispe
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -74,7 +75,8 @@ SUPERSAMPLE = 2  # draw at 2x and shrink: anti-aliased edges at little cost
 def caption(content: str, colour: str, style: str, template: int = 0) -> str:
     """The caption of an image: `a {colour} {content} in {style descriptor} style` or a paraphrase."""
     _check_labels(content, colour, style)
-    return CAPTION_TEMPLATES[template].format(colour=colour, content=content, style=STYLES[style])
+    text = CAPTION_TEMPLATES[template].format(colour=colour, content=content, style=STYLES[style])
+    return re.sub(r"\ba (?=[aeiou])", "an ", text)  # "an orange star", as a person would write
 
 
 def _check_labels(content: str, colour: str, style: str) -> None:
@@ -362,7 +364,7 @@ def style_stained_glass(mask, colour, rng, u):
     glass_fg = np.clip(c + shade * np.where(shade > 0, 1 - c, c), 0, 1)
     img = _mix(glass_bg, glass_fg, (m > 0.5).astype(np.float32))
     lead = (cell != np.roll(cell, 1, 0)) | (cell != np.roll(cell, 1, 1))
-    lead_img = Image.fromarray((lead * 255).astype(np.uint8)).filter(ImageFilter.MaxFilter(3))
+    lead_img = Image.fromarray((lead * 255).astype(np.uint8)).filter(ImageFilter.MaxFilter(2 * round(0.75 * u) + 1))
     lead = np.maximum(_arr(lead_img), _edge(mask, int(1.5 * u)))
     return _mix(img, _rgb((25, 25, 28)), lead)
 

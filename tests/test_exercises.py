@@ -21,7 +21,7 @@ def test_caption_parser_checker():
     names = {d: s for s, d in world.STYLES.items()}
 
     def good(text):
-        body = text[2:-len(" style")]
+        body = text.split(" ", 1)[1][:-len(" style")]
         left, descriptor = body.split(" in ", 1)
         colour, content = left.split(" ", 1)
         return content, colour, names[descriptor]

@@ -70,6 +70,7 @@ def test_colour_reaches_the_pixels():
 def test_captions_name_the_labels():
     text = world.caption("letter A", "red", "stained glass")
     assert text == "a red letter A in stained glass style"
+    assert world.caption("star", "orange", "flat") == "an orange star in flat style"
     for t in range(len(world.CAPTION_TEMPLATES)):
         text = world.caption("house", "teal", "neon", template=t)
         assert "house" in text and "teal" in text and world.STYLES["neon"] in text
