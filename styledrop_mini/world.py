@@ -256,28 +256,28 @@ def _patterned(mask, colour, pattern, u, bg=(248, 248, 245)):
     return _mix(img, c, _edge(mask, int(2 * u)))
 
 
+# The three pattern styles print their texture on a fixed 8-pixel lattice (at 64 px), like patterned
+# paper that the content is cut from. The lattice lines up with the tokenizer's 8x8-pixel patches,
+# so a patch of texture always looks the same: the tokenizer spends its codes on shapes, not phases.
 def style_striped(mask, colour, rng, u):
     x, y = _grid(mask.width)
-    phase = rng.uniform(0, 8 * u)
-    stripes = (((x + y + phase) / (4 * u)).astype(int) % 2).astype(np.float32)  # 45-degree bands
+    stripes = (((x + y) / (4 * u)).astype(int) % 2).astype(np.float32)  # 45-degree bands
     return _patterned(mask, colour, stripes, u)
 
 
 def style_polka_dot(mask, colour, rng, u):
     x, y = _grid(mask.width)
-    step = 7 * u
-    ox, oy = rng.uniform(0, step, size=2)
-    dx = (x + ox) % step - step / 2
-    dy = (y + oy) % step - step / 2
-    dots = (dx ** 2 + dy ** 2 < (2.2 * u) ** 2).astype(np.float32)
+    step = 8 * u
+    dx = x % step - step / 2
+    dy = y % step - step / 2
+    dots = (dx ** 2 + dy ** 2 < (2.4 * u) ** 2).astype(np.float32)
     return _patterned(mask, colour, dots, u)
 
 
 def style_checkered(mask, colour, rng, u):
     x, y = _grid(mask.width)
     cell = 4 * u
-    ox, oy = rng.integers(0, int(cell), size=2)
-    checks = ((((x + ox) // cell) + ((y + oy) // cell)) % 2).astype(np.float32)
+    checks = (((x // cell) + (y // cell)) % 2).astype(np.float32)
     return _patterned(mask, colour, checks, u)
 
 
@@ -364,7 +364,7 @@ def style_stained_glass(mask, colour, rng, u):
     glass_fg = np.clip(c + shade * np.where(shade > 0, 1 - c, c), 0, 1)
     img = _mix(glass_bg, glass_fg, (m > 0.5).astype(np.float32))
     lead = (cell != np.roll(cell, 1, 0)) | (cell != np.roll(cell, 1, 1))
-    lead_img = Image.fromarray((lead * 255).astype(np.uint8)).filter(ImageFilter.MaxFilter(2 * round(0.75 * u) + 1))
+    lead_img = Image.fromarray((lead * 255).astype(np.uint8)).filter(ImageFilter.MaxFilter(2 * int(0.75 * u) + 1))
     lead = np.maximum(_arr(lead_img), _edge(mask, int(1.5 * u)))
     return _mix(img, _rgb((25, 25, 28)), lead)
 
