@@ -8,6 +8,7 @@ from pathlib import Path
 # STYLEDROP_MINI_DATA points elsewhere, e.g. for a non-editable install.
 DATA_DIR = Path(os.environ.get("STYLEDROP_MINI_DATA", Path(__file__).resolve().parent.parent / "data"))
 STYLES_DIR = DATA_DIR / "styles"
+CHECKPOINT_DIR = DATA_DIR / "checkpoints"
 
 
 def quick_mode() -> bool:

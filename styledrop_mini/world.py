@@ -75,8 +75,12 @@ SUPERSAMPLE = 2  # draw at 2x and shrink: anti-aliased edges at little cost
 def caption(content: str, colour: str, style: str, template: int = 0) -> str:
     """The caption of an image: `a {colour} {content} in {style descriptor} style` or a paraphrase."""
     _check_labels(content, colour, style)
-    text = CAPTION_TEMPLATES[template].format(colour=colour, content=content, style=STYLES[style])
-    return re.sub(r"\ba (?=[aeiou])", "an ", text)  # "an orange star", as a person would write
+    return with_articles(CAPTION_TEMPLATES[template].format(colour=colour, content=content, style=STYLES[style]))
+
+
+def with_articles(text: str) -> str:
+    """'a' before a vowel becomes 'an' ("an orange star"), as a person would write it."""
+    return re.sub(r"\ba (?=[aeiou])", "an ", text)
 
 
 def _check_labels(content: str, colour: str, style: str) -> None:

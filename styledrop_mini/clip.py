@@ -1,0 +1,194 @@
+"""The mini CLIP: an open_clip CLIP sized for 64-pixel images, trained contrastively on the mini world.
+
+StyleDrop scores its results with CLIP: the *text score* is the cosine between the embeddings of a
+generated image and its prompt; the *style score* is the cosine between the embeddings of a
+generated image and the style reference. Our CLIP is open_clip's own `CLIP` class built from a small
+config (open_clip's BPE tokenizer, open_clip's `ClipLoss`), trained on the whole world — held-out
+styles included — so it plays the part of a CLIP that has seen far more than the generator.
+
+A user with real open_clip weights on disk can wrap any open_clip architecture instead:
+`MiniClip.from_open_clip("ViT-B-32", pretrained="/path/to/weights.bin")`.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import open_clip
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from open_clip.tokenizer import SimpleTokenizer
+
+from . import world
+from .checkpoints import load_model, save_model
+
+KIND = "clip"
+
+
+@dataclass
+class ClipConfig:
+    image_size: int = 64
+    patch_size: int = 8  # 8x8 patches: the same grid as the tokenizer's
+    vision_width: int = 192
+    vision_layers: int = 4
+    vision_head_width: int = 32
+    text_width: int = 128
+    text_layers: int = 4
+    text_heads: int = 4
+    context_length: int = 32  # our captions are short; open_clip's default is 77
+    vocab_size: int = 49408  # open_clip's BPE vocabulary
+    embed_dim: int = 128
+
+
+class MiniClip(nn.Module):
+    def __init__(self, config: ClipConfig | None = None):
+        super().__init__()
+        self.config = config or ClipConfig()
+        cfg = self.config
+        self.model = open_clip.CLIP(
+            embed_dim=cfg.embed_dim,
+            vision_cfg=open_clip.CLIPVisionCfg(layers=cfg.vision_layers, width=cfg.vision_width,
+                                               head_width=cfg.vision_head_width, patch_size=cfg.patch_size,
+                                               image_size=cfg.image_size),
+            text_cfg=open_clip.CLIPTextCfg(context_length=cfg.context_length, vocab_size=cfg.vocab_size,
+                                           width=cfg.text_width, heads=cfg.text_heads, layers=cfg.text_layers))
+        self.tokenizer = SimpleTokenizer(context_length=cfg.context_length)
+        self.image_size = cfg.image_size
+        self.register_buffer("mean", torch.full((3,), 0.5), persistent=False)
+        self.register_buffer("std", torch.full((3,), 0.5), persistent=False)
+
+    @classmethod
+    def from_open_clip(cls, name: str, pretrained: str | None = None) -> "MiniClip":
+        """Wrap any open_clip architecture (`open_clip.list_models()`), with weights from a local file."""
+        if name not in open_clip.list_models():
+            raise ValueError(f"unknown open_clip architecture {name!r}; see open_clip.list_models()")
+        self = nn.Module.__new__(cls)
+        nn.Module.__init__(self)
+        self.config = None
+        self.model = open_clip.create_model(name, pretrained=pretrained)
+        self.tokenizer = open_clip.get_tokenizer(name)
+        pre = getattr(self.model.visual, "preprocess_cfg", {}) or {}
+        size = pre.get("size", self.model.visual.image_size)
+        self.image_size = size[0] if isinstance(size, (tuple, list)) else size
+        self.register_buffer("mean", torch.tensor(pre.get("mean", open_clip.OPENAI_DATASET_MEAN)), persistent=False)
+        self.register_buffer("std", torch.tensor(pre.get("std", open_clip.OPENAI_DATASET_STD)), persistent=False)
+        return self.eval()
+
+    @property
+    def device(self) -> torch.device:
+        return self.model.logit_scale.device
+
+    # --- the two towers -----------------------------------------------------------------------
+    def tokenize(self, prompts) -> torch.Tensor:
+        prompts = [prompts] if isinstance(prompts, str) else list(prompts)
+        if not prompts or any(not isinstance(p, str) or not p.strip() for p in prompts):
+            raise ValueError("prompts must be non-empty strings")
+        return self.tokenizer(prompts).to(self.device)
+
+    def _prepare(self, images: torch.Tensor) -> torch.Tensor:
+        if images.ndim == 3:
+            images = images[None]
+        if images.ndim != 4 or images.shape[1] != 3:
+            raise ValueError(f"expected images of shape (B, 3, H, W) in [0, 1], got {tuple(images.shape)}")
+        images = images.to(self.device).float()
+        if images.shape[-1] != self.image_size or images.shape[-2] != self.image_size:
+            images = F.interpolate(images, size=(self.image_size, self.image_size), mode="bilinear",
+                                   antialias=True, align_corners=False)
+        return (images - self.mean[:, None, None]) / self.std[:, None, None]
+
+    def encode_images(self, images: torch.Tensor) -> torch.Tensor:
+        """Unit-length image embeddings, with gradients (for training)."""
+        return F.normalize(self.model.encode_image(self._prepare(images)).float(), dim=-1)
+
+    def encode_texts(self, prompts) -> torch.Tensor:
+        """Unit-length text embeddings, with gradients (for training)."""
+        return F.normalize(self.model.encode_text(self.tokenize(prompts)).float(), dim=-1)
+
+    @torch.no_grad()
+    def image_embeddings(self, images: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
+        images = images[None] if images.ndim == 3 else images
+        return torch.cat([self.encode_images(images[i:i + batch_size]) for i in range(0, len(images), batch_size)])
+
+    @torch.no_grad()
+    def text_embeddings(self, prompts, batch_size: int = 256) -> torch.Tensor:
+        prompts = [prompts] if isinstance(prompts, str) else list(prompts)
+        return torch.cat([self.encode_texts(prompts[i:i + batch_size]) for i in range(0, len(prompts), batch_size)])
+
+    # --- StyleDrop's scores ---------------------------------------------------------------------
+    def text_score(self, images: torch.Tensor, prompts) -> torch.Tensor:
+        """Cosine between each image and its prompt (one prompt for all, or one per image)."""
+        img = self.image_embeddings(images)
+        txt = self.text_embeddings(prompts)
+        if len(txt) not in (1, len(img)):
+            raise ValueError(f"got {len(txt)} prompts for {len(img)} images; give one, or one per image")
+        return (img * txt).sum(-1).cpu()
+
+    def style_score(self, images: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
+        """Cosine between each image and the style reference image (3, H, W)."""
+        ref = self.image_embeddings(reference)
+        if len(ref) != 1:
+            raise ValueError(f"expected one reference image, got {len(ref)}")
+        return (self.image_embeddings(images) @ ref[0]).cpu()
+
+    def zero_shot(self, images: torch.Tensor, prompts: list[str]) -> torch.Tensor:
+        """Probabilities over `prompts` for each image (softmax of the scaled cosines)."""
+        logits = self.image_embeddings(images) @ self.text_embeddings(prompts).T
+        return (logits * self.model.logit_scale.exp().clamp(max=100)).softmax(-1).cpu()
+
+    def save(self, path, info=None, dtype=None):
+        if self.config is None:
+            raise ValueError("only a mini CLIP built from ClipConfig can be saved in our format")
+        return save_model(self, path, KIND, info, dtype)
+
+    @staticmethod
+    def load(path, device="cpu") -> "MiniClip":
+        return load_model(MiniClip, ClipConfig, path, KIND, device)
+
+
+# ----------------------------------------------------------------------------------------------
+# Zero-shot prompts and training captions
+# ----------------------------------------------------------------------------------------------
+def content_prompt(content: str) -> str:
+    return world.with_articles(f"a {content}")  # "a star", "an arrow"
+
+
+def style_prompt(style: str) -> str:
+    return f"a picture in {world.STYLES[style]} style"
+
+
+def colour_prompt(colour: str) -> str:
+    return f"something {colour}"
+
+
+def training_caption(content: str, colour: str, style: str, rng: np.random.Generator) -> str:
+    """Mostly full captions (any paraphrase), sometimes only part of the description.
+
+    Real image-text data describes images partially; training on partial captions too is what lets
+    CLIP classify content alone ("a star") or style alone ("a picture in watercolor painting style").
+    """
+    r = rng.random()
+    if r < 0.6:
+        return world.caption(content, colour, style, int(rng.integers(len(world.CAPTION_TEMPLATES))))
+    partial = [content_prompt(content), style_prompt(style), colour_prompt(colour),
+               world.caption(content, colour, style).split(" in ")[0],
+               f"{content_prompt(content)} in {world.STYLES[style]} style"]
+    return partial[int(rng.integers(len(partial)))]
+
+
+def clip_loss_fn():
+    loss = open_clip.ClipLoss()
+
+    def clip_loss(model: MiniClip, batch: dict):
+        g = np.random.default_rng(int(batch["content_id"].sum()) * 7919 + len(batch["text"]))
+        texts = [training_caption(world.CONTENTS[c], list(world.COLOURS)[k], list(world.STYLES)[s], g)
+                 for c, k, s in zip(batch["content_id"].tolist(), batch["colour_id"].tolist(),
+                                    batch["style_id"].tolist())]
+        img = model.encode_images(batch["image"])
+        txt = model.encode_texts(texts)
+        scale = model.model.logit_scale.exp().clamp(max=100)
+        value = loss(img, txt, scale)
+        acc = float(((img @ txt.T).argmax(-1) == torch.arange(len(img), device=img.device)).float().mean())
+        return value, {"batch_acc": acc, "scale": float(scale.detach())}
+
+    return clip_loss

@@ -1,0 +1,143 @@
+"""Ground-truth judges: small classifiers of an image's content, colour and style.
+
+CLIP scores are what the StyleDrop paper reports, but CLIP can be fooled. In the mini world we also
+know the truth of every training image, so we can train *judges* that tell us, for any generated
+image, "this is a star (99 %), it is pink, it is in watercolour style". They are trained on the
+whole world, held-out styles included, and on slightly degraded copies (noise, blur), because they
+will mostly look at generated images, which are never as clean as renders.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from . import world
+from .checkpoints import load_model, save_model
+
+KIND = "judges"
+HEADS = {"content": list(world.CONTENTS), "colour": list(world.COLOURS), "style": list(world.STYLES)}
+
+
+@dataclass
+class JudgesConfig:
+    image_size: int = 64
+    channels: tuple = (32, 64, 128, 192)  # one conv stage per 2x downsampling: 64 -> 4 px
+    hidden: int = 256
+    dropout: float = 0.1
+    n_contents: int = len(world.CONTENTS)
+    n_colours: int = len(world.COLOURS)
+    n_styles: int = len(world.STYLES)
+
+
+def conv_stage(c_in: int, c_out: int) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(c_in, c_out, 3, padding=1), nn.BatchNorm2d(c_out), nn.ReLU(inplace=True),
+                         nn.Conv2d(c_out, c_out, 3, padding=1), nn.BatchNorm2d(c_out), nn.ReLU(inplace=True),
+                         nn.MaxPool2d(2))
+
+
+class Judges(nn.Module):
+    """One convolutional trunk, three classification heads (content, colour, style)."""
+
+    def __init__(self, config: JudgesConfig | None = None):
+        super().__init__()
+        self.config = config or JudgesConfig()
+        self.config.channels = tuple(self.config.channels)
+        cfg = self.config
+        stages, width = [], 3
+        for c in cfg.channels:
+            stages.append(conv_stage(width, c))
+            width = c
+        self.trunk = nn.Sequential(*stages)
+        side = cfg.image_size // 2 ** len(cfg.channels)
+        self.neck = nn.Sequential(nn.Flatten(), nn.Dropout(cfg.dropout),
+                                  nn.Linear(width * side * side, cfg.hidden), nn.ReLU(inplace=True))
+        self.heads = nn.ModuleDict({"content": nn.Linear(cfg.hidden, cfg.n_contents),
+                                    "colour": nn.Linear(cfg.hidden, cfg.n_colours),
+                                    "style": nn.Linear(cfg.hidden, cfg.n_styles)})
+
+    def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+        """images (B, 3, 64, 64) in [0, 1] -> logits for each head."""
+        s = self.config.image_size
+        if images.ndim != 4 or images.shape[1:] != (3, s, s):
+            raise ValueError(f"expected images of shape (B, 3, {s}, {s}), got {tuple(images.shape)}")
+        h = self.neck(self.trunk(images * 2 - 1))
+        return {name: head(h) for name, head in self.heads.items()}
+
+    @torch.no_grad()
+    def judge(self, images: torch.Tensor, batch_size: int = 256) -> dict[str, dict]:
+        """Predicted labels and confidences: {"content": {"labels": [...], "ids": ..., "confidence": ...}, ...}."""
+        device = next(self.parameters()).device
+        outs = {name: [] for name in HEADS}
+        for start in range(0, len(images), batch_size):
+            logits = self(images[start:start + batch_size].to(device).float())
+            for name in HEADS:
+                outs[name].append(logits[name].float().softmax(-1).cpu())
+        result = {}
+        for name, names in HEADS.items():
+            probs = torch.cat(outs[name])
+            confidence, ids = probs.max(-1)
+            result[name] = {"labels": [names[i] for i in ids.tolist()], "ids": ids, "confidence": confidence,
+                            "probs": probs}
+        return result
+
+    def accuracy(self, images: torch.Tensor, content=None, colour=None, style=None) -> dict[str, float]:
+        """Fraction of images whose judged labels match the intended ones (names or ids; None: skipped)."""
+        verdict = self.judge(images)
+        scores = {}
+        for name, wanted in (("content", content), ("colour", colour), ("style", style)):
+            if wanted is None:
+                continue
+            ids = _as_ids(wanted, HEADS[name], len(images))
+            scores[name] = float((verdict[name]["ids"] == ids).float().mean())
+        return scores
+
+    def save(self, path, info=None, dtype=None):
+        return save_model(self, path, KIND, info, dtype)
+
+    @staticmethod
+    def load(path, device="cpu") -> "Judges":
+        return load_model(Judges, JudgesConfig, path, KIND, device)
+
+
+def _as_ids(wanted, names: list[str], n: int) -> torch.Tensor:
+    """One label for all, a list of names, or ids -> an id tensor of length n."""
+    if isinstance(wanted, str):
+        wanted = [wanted] * n
+    if torch.is_tensor(wanted):
+        return wanted.cpu().long()
+    ids = []
+    for w in wanted:
+        if isinstance(w, str):
+            if w not in names:
+                raise ValueError(f"unknown label {w!r}; choose from {', '.join(names)}")
+            ids.append(names.index(w))
+        else:
+            ids.append(int(w))
+    if len(ids) != n:
+        raise ValueError(f"got {len(ids)} labels for {n} images")
+    return torch.tensor(ids)
+
+
+def degrade(images: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Mild random noise and blur on half of a batch, so the judges stay calm on imperfect images."""
+    b = images.shape[0]
+    device = images.device
+    noise = torch.randn(images.shape, generator=generator).to(device) * 0.03
+    blurred = F.avg_pool2d(F.pad(images, (1, 1, 1, 1), mode="replicate"), 3, stride=1)
+    pick = (torch.rand(b, generator=generator) < 0.5).to(device)[:, None, None, None]
+    mix = torch.rand(b, 1, 1, 1, generator=generator).to(device)
+    out = torch.where(pick, images * (1 - mix) + blurred * mix + noise, images)
+    return out.clamp(0, 1)
+
+
+def judges_loss(model: Judges, batch: dict):
+    logits = model(degrade(batch["image"]))
+    losses, metrics = [], {}
+    for name in HEADS:
+        target = batch[f"{name}_id"]
+        losses.append(F.cross_entropy(logits[name].float(), target, label_smoothing=0.05))
+        metrics[f"{name}_acc"] = float((logits[name].argmax(-1) == target).float().mean())
+    return sum(losses), metrics

@@ -1,0 +1,83 @@
+"""Measurements: how good are the tokenizer, the judges and the mini CLIP, on fresh test renders.
+
+Every figure in data/checkpoints/README.md comes from `styledrop-mini evaluate`, which calls these.
+Test renders use the *test* split (odd render seeds), so no image was seen in training.
+"""
+from __future__ import annotations
+
+import torch
+
+from . import world
+from .datasets import MiniWorld
+from .training import ImageBank
+
+
+def test_bank(n: int = 1000, seed: int = 1, styles="all", workers=None) -> ImageBank:
+    """`n` fresh renders of the test split, balanced over contents x colours x styles."""
+    return ImageBank.render(MiniWorld(n=n, split="test", styles=styles, seed=seed), workers, desc="test renders")
+
+
+def _images(bank: ImageBank) -> torch.Tensor:
+    return bank.images.float() / 255.0
+
+
+@torch.no_grad()
+def reconstruct(tokenizer, images: torch.Tensor, batch_size: int = 250) -> tuple[torch.Tensor, torch.Tensor]:
+    """(reconstructions, tokens) of images, in batches."""
+    recons, tokens = [], []
+    for i in range(0, len(images), batch_size):
+        t = tokenizer.encode(images[i:i + batch_size])
+        tokens.append(t.cpu())
+        recons.append(tokenizer.decode(t).cpu())
+    return torch.cat(recons), torch.cat(tokens)
+
+
+def judges_report(judges, bank: ImageBank, images: torch.Tensor | None = None) -> dict:
+    images = _images(bank) if images is None else images
+    return judges.accuracy(images, content=bank.content_ids, colour=bank.colour_ids, style=bank.style_ids)
+
+
+def tokenizer_report(tokenizer, bank: ImageBank, judges=None) -> dict:
+    from .tokenizer import psnr
+
+    images = _images(bank)
+    recons, tokens = reconstruct(tokenizer, images)
+    report = {"psnr_db": float(psnr(recons, images).mean()),
+              "codes_used": tokens.unique().numel() / tokenizer.config.codebook_size,
+              "tokens_per_image": int(tokens[0].numel())}
+    per_style = {}
+    for s, name in enumerate(world.STYLES):
+        keep = bank.style_ids == s
+        if keep.any():
+            per_style[name] = round(float(psnr(recons[keep], images[keep]).mean()), 2)
+    report["psnr_by_style"] = per_style
+    if judges is not None:
+        report["judges_on_originals"] = judges_report(judges, bank, images)
+        report["judges_on_reconstructions"] = judges_report(judges, bank, recons)
+    return report
+
+
+def clip_report(clip, bank: ImageBank) -> dict:
+    images = _images(bank)
+    contents, colours, styles = list(world.CONTENTS), list(world.COLOURS), list(world.STYLES)
+    from .clip import colour_prompt, content_prompt, style_prompt
+
+    report = {}
+    for name, labels, prompts in (("content", bank.content_ids, [content_prompt(c) for c in contents]),
+                                  ("colour", bank.colour_ids, [colour_prompt(c) for c in colours]),
+                                  ("style", bank.style_ids, [style_prompt(s) for s in styles])):
+        predicted = clip.zero_shot(images, prompts).argmax(-1)
+        report[f"zero_shot_{name}"] = float((predicted == labels).float().mean())
+        if name == "style":
+            held = torch.tensor([styles[i] in world.HELD_OUT_STYLES for i in labels.tolist()])
+            report["zero_shot_style_held_out"] = float((predicted[held] == labels[held]).float().mean())
+    # Text score: the image's own caption against the caption of a different combination.
+    n = len(bank)
+    shift = torch.roll(torch.arange(n), 1)
+    matching = clip.text_score(images, bank.texts)
+    mismatched = clip.text_score(images, [bank.texts[j] for j in shift.tolist()])
+    differ = torch.tensor([bank.texts[i] != bank.texts[j] for i, j in zip(range(n), shift.tolist())])
+    report["text_score_matching"] = float(matching.mean())
+    report["text_score_mismatched"] = float(mismatched.mean())
+    report["matching_beats_mismatched"] = float((matching > mismatched)[differ].float().mean())
+    return report

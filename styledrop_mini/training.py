@@ -1,0 +1,267 @@
+"""What every training command shares: devices, a bank of pre-rendered images, and a resumable loop.
+
+The loop is deliberately plain (nanoGPT-style): draw a batch, compute a loss, step, log. Batches are
+a pure function of (seed, step), so a run resumed from its last saved state sees exactly the batches
+it would have seen without the interruption.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
+
+from .checkpoints import CheckpointError, read_checkpoint, save_checkpoint
+from .datasets import MiniWorld
+
+
+def pick_device(name: str = "cpu") -> torch.device:
+    """'cpu', 'cuda' or 'auto' (cuda when there is one). Asking for a missing GPU is an error."""
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError("--device cuda was asked for, but torch sees no CUDA GPU; use --device cpu")
+    if name != "cpu" and not name.startswith("cuda"):
+        raise ValueError(f"unknown device {name!r}; use 'cpu', 'cuda' or 'auto'")
+    return torch.device(name)
+
+
+def autocast(device: torch.device):
+    """bf16 autocast on a GPU (fast, and no loss scaling needed); full precision on the CPU."""
+    if device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+# ----------------------------------------------------------------------------------------------
+# A bank of pre-rendered images: render once (in parallel), sample batches from memory
+# ----------------------------------------------------------------------------------------------
+@dataclass
+class ImageBank:
+    """N rendered images as uint8 (N, 3, H, W) plus their captions and label ids."""
+    images: torch.Tensor
+    texts: list[str]
+    content_ids: torch.Tensor
+    colour_ids: torch.Tensor
+    style_ids: torch.Tensor
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+    @staticmethod
+    def render(dataset: MiniWorld, workers: int | None = None, desc: str = "rendering") -> "ImageBank":
+        workers = min(os.cpu_count() or 1, 16) if workers is None else workers
+        loader = DataLoader(dataset, batch_size=256, num_workers=workers, shuffle=False)
+        images, texts, ids = [], [], {"content_id": [], "colour_id": [], "style_id": []}
+        for batch in tqdm(loader, desc=f"{desc} {len(dataset)} images", leave=False):
+            images.append((batch["image"] * 255 + 0.5).to(torch.uint8))
+            texts.extend(batch["text"])
+            for key in ids:
+                ids[key].append(batch[key])
+        return ImageBank(torch.cat(images), texts, *(torch.cat(ids[k]) for k in ids))
+
+    def batch(self, index: torch.Tensor, device="cpu") -> dict:
+        return {"image": self.images[index].to(device).float() / 255.0,
+                "text": [self.texts[i] for i in index.tolist()],
+                "content_id": self.content_ids[index].to(device), "colour_id": self.colour_ids[index].to(device),
+                "style_id": self.style_ids[index].to(device)}
+
+
+def batch_indices(n: int, batch_size: int, seed: int, step: int) -> torch.Tensor:
+    """The indices of step `step`'s batch: a pure function of (seed, step), so resuming is exact."""
+    g = torch.Generator().manual_seed(seed * 1_000_003 + step)
+    return torch.randint(0, n, (batch_size,), generator=g)
+
+
+# ----------------------------------------------------------------------------------------------
+# Resumable training state
+# ----------------------------------------------------------------------------------------------
+def _flatten_optimizer(optimizer) -> tuple[dict, dict]:
+    state = optimizer.state_dict()
+    tensors, scalars = {}, {"param_groups": state["param_groups"], "state": {}}
+    for pid, entries in state["state"].items():
+        for key, value in entries.items():
+            if torch.is_tensor(value):
+                tensors[f"optim.{pid}.{key}"] = value
+            else:
+                scalars["state"].setdefault(str(pid), {})[key] = value
+    return tensors, scalars
+
+
+def _unflatten_optimizer(tensors: dict, scalars: dict) -> dict:
+    state: dict = {int(pid): dict(v) for pid, v in scalars["state"].items()}
+    for name, value in tensors.items():
+        if name.startswith("optim."):
+            _, pid, key = name.split(".", 2)
+            state.setdefault(int(pid), {})[key] = value
+    return {"state": state, "param_groups": scalars["param_groups"]}
+
+
+def save_train_state(path, model, optimizer, step: int, history: list, config: dict) -> None:
+    optim_tensors, optim_scalars = _flatten_optimizer(optimizer)
+    tensors = {f"model.{k}": v for k, v in model.state_dict().items()} | optim_tensors
+    save_checkpoint(path, tensors, "train_state", config,
+                    {"step": step, "optimizer": optim_scalars, "history": history})
+
+
+def load_train_state(path, model, optimizer, config: dict) -> tuple[int, list]:
+    tensors, saved_config, info = read_checkpoint(path, "train_state")
+    if saved_config != config:
+        changed = sorted(k for k in set(config) | set(saved_config) if config.get(k) != saved_config.get(k))
+        raise CheckpointError(f"{path}: was saved with other settings ({', '.join(changed)}); "
+                              "resume with the same settings or start a new run folder")
+    model.load_state_dict({k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")})
+    optimizer.load_state_dict(_unflatten_optimizer(tensors, info["optimizer"]))
+    return info["step"], info["history"]
+
+
+# ----------------------------------------------------------------------------------------------
+# The loop
+# ----------------------------------------------------------------------------------------------
+@dataclass
+class TrainSettings:
+    steps: int
+    batch_size: int
+    lr: float
+    seed: int = 0
+    warmup: int = 200
+    weight_decay: float = 0.0
+    grad_clip: float = 1.0
+    save_every: int = 1000
+    log_every: int = 50
+    extra: dict = field(default_factory=dict)  # model-specific settings, checked on resume
+
+
+def warmup_cosine(step: int, settings: TrainSettings) -> float:
+    """Learning-rate factor: linear warmup, then cosine decay to 10 % (as in most small-model recipes)."""
+    if step < settings.warmup:
+        return (step + 1) / settings.warmup
+    progress = (step - settings.warmup) / max(1, settings.steps - settings.warmup)
+    return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+
+
+def fit(model, loss_fn, bank: ImageBank, settings: TrainSettings, device: torch.device,
+        run_dir=None, resume: bool = False, desc: str = "training") -> list[dict]:
+    """Train `model` on batches of `bank`; `loss_fn(model, batch) -> (loss, {metric: value})`.
+
+    With `run_dir`, the state is saved every `save_every` steps and at the end; `resume=True`
+    continues from it. Returns the logged history (one dict every `log_every` steps).
+    """
+    torch.manual_seed(settings.seed)
+    model.to(device).train()
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=settings.lr, weight_decay=settings.weight_decay, betas=(0.9, 0.95))
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: warmup_cosine(s, settings))
+    state_path = Path(run_dir) / "state.safetensors" if run_dir else None
+    resume_config = {k: v for k, v in settings.__dict__.items() if k not in ("save_every", "log_every")}
+    start, history = 0, []
+    if resume:
+        if state_path is None or not state_path.exists():
+            raise FileNotFoundError(f"nothing to resume: {state_path} does not exist")
+        start, history = load_train_state(state_path, model, optimizer, resume_config)
+        schedule.last_epoch = start - 1
+        schedule.step()
+        print(f"resumed from {state_path} at step {start}")
+    started = time.perf_counter()
+    bar = tqdm(range(start, settings.steps), desc=desc, initial=start, total=settings.steps)
+    running = {}
+    for step in bar:
+        batch = bank.batch(batch_indices(len(bank), settings.batch_size, settings.seed, step), device)
+        with autocast(device):
+            loss, metrics = loss_fn(model, batch)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if settings.grad_clip:
+            torch.nn.utils.clip_grad_norm_(params, settings.grad_clip)
+        optimizer.step()
+        schedule.step()
+        for key, value in {"loss": loss.item(), **metrics}.items():
+            running[key] = running.get(key, 0.0) + float(value)
+        if (step + 1) % settings.log_every == 0 or step + 1 == settings.steps:
+            n = (step % settings.log_every) + 1
+            entry = {"step": step + 1, **{k: v / n for k, v in running.items()}}
+            history.append(entry)
+            running = {}
+            bar.set_postfix({k: f"{v:.4g}" for k, v in entry.items() if k != "step"})
+        if state_path and ((step + 1) % settings.save_every == 0 or step + 1 == settings.steps):
+            save_train_state(state_path, model, optimizer, step + 1, history, resume_config)
+    model.eval()
+    model.train_seconds = time.perf_counter() - started
+    if run_dir:
+        (Path(run_dir) / "history.json").write_text(json.dumps(history))
+    return history
+
+
+def seed_everything(seed: int) -> None:
+    torch.manual_seed(seed)
+    np.random.seed(seed)
+
+
+# ----------------------------------------------------------------------------------------------
+# Recipes: the settings each bundled checkpoint was trained with (`styledrop-mini train NAME`)
+# ----------------------------------------------------------------------------------------------
+RECIPES = {
+    "tokenizer": dict(steps=8000, batch_size=128, lr=2e-3, warmup=300, weight_decay=0.0, bank=60000),
+    "judges": dict(steps=3000, batch_size=256, lr=2e-3, warmup=200, weight_decay=1e-4, bank=60000),
+    "clip": dict(steps=6000, batch_size=512, lr=1e-3, warmup=300, weight_decay=0.1, bank=60000),
+}
+
+
+def build(name: str):
+    """The fresh model and its loss function for a recipe name."""
+    if name == "tokenizer":
+        from .tokenizer import VQTokenizer, tokenizer_loss
+        return VQTokenizer(), tokenizer_loss
+    if name == "judges":
+        from .judges import Judges, judges_loss
+        return Judges(), judges_loss
+    if name == "clip":
+        from .clip import MiniClip, clip_loss_fn
+        return MiniClip(), clip_loss_fn()
+    raise ValueError(f"unknown model {name!r}; choose one of {', '.join(RECIPES)}")
+
+
+def train(name: str, out, steps=None, batch_size=None, lr=None, bank_size=None, seed: int = 0,
+          device: str = "cpu", run_dir=None, resume: bool = False, workers=None, command: str = "",
+          save_dtype=None):
+    """Train one of the measuring models on the whole mini world and save it to `out`."""
+    recipe = dict(RECIPES[name]) if name in RECIPES else None
+    if recipe is None:
+        raise ValueError(f"unknown model {name!r}; choose one of {', '.join(RECIPES)}")
+    for key, value in (("steps", steps), ("batch_size", batch_size), ("lr", lr), ("bank", bank_size)):
+        if value is not None:
+            if value <= 0:
+                raise ValueError(f"{key} must be positive, got {value}")
+            recipe[key] = value
+    dev = pick_device(device)
+    seed_everything(seed)
+    started = time.perf_counter()
+    # The whole world, held-out styles included: these models stand for ones trained on broad data.
+    bank = ImageBank.render(MiniWorld(n=recipe["bank"], split="train", styles="all", seed=seed), workers)
+    render_seconds = time.perf_counter() - started
+    model, loss_fn = build(name)
+    n_params = sum(p.numel() for p in model.parameters())
+    print(f"{name}: {n_params / 1e6:.2f} M parameters, {len(bank)} training images "
+          f"(rendered in {render_seconds:.0f} s), {recipe['steps']} steps of {recipe['batch_size']} on {dev}")
+    settings = TrainSettings(steps=recipe["steps"], batch_size=recipe["batch_size"], lr=recipe["lr"], seed=seed,
+                             warmup=min(recipe["warmup"], recipe["steps"] // 5 + 1),
+                             weight_decay=recipe["weight_decay"], save_every=max(100, recipe["steps"] // 10),
+                             extra={"model": name, "bank": recipe["bank"]})
+    history = fit(model, loss_fn, bank, settings, dev, run_dir=run_dir, resume=resume, desc=f"train {name}")
+    info = {"command": command, "device": str(dev), "device_name": torch.cuda.get_device_name(dev)
+            if dev.type == "cuda" else "cpu", "torch_threads": torch.get_num_threads(),
+            "wall_seconds": round(time.perf_counter() - started, 1), "render_seconds": round(render_seconds, 1),
+            "train_seconds": round(model.train_seconds, 1), "steps": settings.steps, "batch_size": settings.batch_size,
+            "lr": settings.lr, "seed": seed, "images": len(bank), "parameters": n_params,
+            "final": history[-1] if history else {}}
+    model.to("cpu").save(out, info=info, dtype=save_dtype)
+    print(f"wrote {out} ({Path(out).stat().st_size / 2**20:.1f} MB) after {info['wall_seconds']:.0f} s")
+    return model, history
