@@ -30,13 +30,13 @@ KIND = "clip"
 class ClipConfig:
     image_size: int = 64
     patch_size: int = 8  # 8x8 patches: the same grid as the tokenizer's
-    vision_width: int = 192
-    vision_layers: int = 4
+    vision_width: int = 128
+    vision_layers: int = 3
     vision_head_width: int = 32
     text_width: int = 128
-    text_layers: int = 4
+    text_layers: int = 3
     text_heads: int = 4
-    context_length: int = 32  # our captions are short; open_clip's default is 77
+    context_length: int = 20  # captions take at most 13 tokens with start and end; open_clip's default is 77
     vocab_size: int = 49408  # open_clip's BPE vocabulary
     embed_dim: int = 128
 

@@ -102,3 +102,127 @@ def _held_out_folder(answer) -> str:
         raise ExerciseError(f"{folder} has no image in {missing}; every held-out style should appear")
     image = data[0]["image"]
     return f"{len(data)} held-out images, {image.shape[-1]}x{image.shape[-2]} px, all {len(set(styles))} styles"
+
+
+# ---------------------------------------------------------------------------------------------
+# 01_image_tokenizer
+# ---------------------------------------------------------------------------------------------
+@exercise("01.compression_ratio")
+def _compression_ratio(answer) -> str:
+    import math
+
+    from .tokenizer import TokenizerConfig
+
+    cfg = TokenizerConfig()
+    raw = cfg.image_size ** 2 * 3 * 8
+    right = raw / (cfg.grid ** 2 * math.log2(cfg.codebook_size))
+    value = float(answer)
+    if abs(value - right) < 1e-6 * right:
+        return f"{right:.1f}x: {raw} bits of pixels become {cfg.grid ** 2} tokens of {math.log2(cfg.codebook_size):.0f} bits"
+    if abs(value - raw / (cfg.grid ** 2 * cfg.codebook_size)) < 1e-6:
+        raise ExerciseError("a token holds log2(codebook size) bits, not codebook-size bits")
+    if abs(value - raw / 8 / (cfg.grid ** 2)) < 1e-6 or abs(value - raw / 8 / cfg.grid ** 2 / math.log2(cfg.codebook_size)) < 1e-6:
+        raise ExerciseError("count the pixels in bits: 8 bits per channel value")
+    if abs(value - 1 / right) < 1e-9:
+        raise ExerciseError("you computed tokens / raw; the question asks raw / tokens")
+    raise ExerciseError(f"{value:.3g} is not it; raw bits = 64*64*3*8, token bits = 64 * log2(512)")
+
+
+def _random_vectors():
+    import torch
+
+    g = torch.Generator().manual_seed(0)
+    return torch.randn(300, 16, generator=g), torch.randn(64, 16, generator=g)
+
+
+@exercise("01.nearest_code")
+def _nearest_code(answer) -> str:
+    import torch
+
+    vectors, codebook = _random_vectors()
+    got = answer(vectors, codebook)
+    if not torch.is_tensor(got) or got.shape != (300,):
+        raise ExerciseError(f"expected a tensor of 300 indices, got {getattr(got, 'shape', type(got))}")
+    want = ((vectors[:, None] - codebook[None]) ** 2).sum(-1).argmin(1)
+    wrong = (got.long() != want).nonzero()
+    if len(wrong):
+        i = int(wrong[0])
+        if torch.equal(got.long(), ((vectors[:, None] - codebook[None]) ** 2).sum(-1).argmax(1)):
+            raise ExerciseError("you picked the farthest code: use argmin, not argmax")
+        raise ExerciseError(f"{len(wrong)} of 300 indices differ; vector {i} is nearest to code {int(want[i])}, "
+                            f"you gave {int(got[i])}")
+    return "all 300 vectors matched to their nearest code"
+
+
+@exercise("01.psnr")
+def _psnr(answer) -> str:
+    import torch
+
+    from .tokenizer import psnr
+
+    g = torch.Generator().manual_seed(1)
+    a = torch.rand(4, 3, 16, 16, generator=g)
+    b = (a + 0.05 * torch.randn(4, 3, 16, 16, generator=g)).clamp(0, 1)
+    got = answer(a, b)
+    if not torch.is_tensor(got) or got.shape != (4,):
+        raise ExerciseError(f"expected one PSNR per image (a tensor of 4), got {getattr(got, 'shape', type(got))}")
+    want = psnr(a, b)
+    if torch.allclose(got.float(), want, atol=1e-3):
+        return f"PSNRs {', '.join(f'{v:.2f}' for v in want.tolist())} dB"
+    if torch.allclose(got.float(), -want, atol=1e-3):
+        raise ExerciseError("the sign is flipped: PSNR = 10 log10(1 / MSE) for images in [0, 1]")
+    raise ExerciseError(f"got {got.tolist()}, expected {want.tolist()}: average the squared error per image")
+
+
+# ---------------------------------------------------------------------------------------------
+# 02_clip_and_judges
+# ---------------------------------------------------------------------------------------------
+@exercise("02.clip_loss")
+def _clip_loss(answer) -> str:
+    import open_clip
+    import torch
+    import torch.nn.functional as F
+
+    g = torch.Generator().manual_seed(2)
+    img = F.normalize(torch.randn(6, 8, generator=g), dim=-1)
+    txt = F.normalize(img + 0.5 * torch.randn(6, 8, generator=g), dim=-1)
+    scale = torch.tensor(10.0)
+    want = open_clip.ClipLoss()(img, txt, scale)
+    got = torch.as_tensor(answer(img, txt, scale)).float()
+    if got.numel() != 1:
+        raise ExerciseError(f"the loss should be one number, got shape {tuple(got.shape)}")
+    if torch.allclose(got, want, atol=1e-4):
+        return f"{float(want):.4f}, the same as open_clip's ClipLoss"
+    logits = scale * img @ txt.T
+    one_way = F.cross_entropy(logits, torch.arange(6))
+    if torch.allclose(got, one_way, atol=1e-4):
+        raise ExerciseError("that is only the image-to-text direction; average it with the text-to-image one")
+    if torch.allclose(got, F.cross_entropy(img @ txt.T, torch.arange(6)) / 2
+                      + F.cross_entropy(txt @ img.T, torch.arange(6)) / 2, atol=1e-4):
+        raise ExerciseError("multiply the cosines by logit_scale before the cross-entropy")
+    raise ExerciseError(f"got {float(got):.4f}, expected {float(want):.4f}")
+
+
+@exercise("02.colour_prompts")
+def _colour_prompts(answer) -> str:
+    import torch
+
+    from .clip import MiniClip
+    from .datasets import MiniWorld
+    from .settings import CHECKPOINT_DIR
+
+    prompts = list(answer)
+    if len(prompts) != len(world.COLOURS):
+        raise ExerciseError(f"give {len(world.COLOURS)} prompts, one per colour, in the order of world.COLOURS")
+    for prompt, colour in zip(prompts, world.COLOURS):
+        if colour not in prompt:
+            raise ExerciseError(f"the prompt {prompt!r} does not name {colour!r}: is the order that of world.COLOURS?")
+    clip = MiniClip.load(CHECKPOINT_DIR / "clip.safetensors")
+    data = MiniWorld(n=96, split="test", styles="all", seed=21)
+    images = torch.stack([data[i]["image"] for i in range(len(data))])
+    truth = torch.tensor([data[i]["colour_id"] for i in range(len(data))])
+    accuracy = float((clip.zero_shot(images, prompts).argmax(-1) == truth).float().mean())
+    if accuracy < 0.8:
+        raise ExerciseError(f"these prompts name the colour of {accuracy:.0%} of 96 renders (need 80 %); "
+                            "phrase them the way the training captions mention colour alone")
+    return f"{accuracy:.0%} of 96 fresh renders named by colour"

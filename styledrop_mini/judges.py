@@ -24,8 +24,8 @@ HEADS = {"content": list(world.CONTENTS), "colour": list(world.COLOURS), "style"
 @dataclass
 class JudgesConfig:
     image_size: int = 64
-    channels: tuple = (32, 64, 128, 192)  # one conv stage per 2x downsampling: 64 -> 4 px
-    hidden: int = 256
+    channels: tuple = (16, 32, 64, 96)  # one conv stage per 2x downsampling: 64 -> 4 px
+    hidden: int = 192
     dropout: float = 0.1
     n_contents: int = len(world.CONTENTS)
     n_colours: int = len(world.COLOURS)

@@ -26,7 +26,7 @@ KIND = "tokenizer"
 @dataclass
 class TokenizerConfig:
     image_size: int = 64
-    channels: tuple = (64, 128, 128)  # one entry per 2x downsampling: 64 -> 32 -> 16 -> 8
+    channels: tuple = (32, 64, 128)  # one entry per 2x downsampling: 64 -> 32 -> 16 -> 8
     codebook_size: int = 512
     code_dim: int = 32
     commitment: float = 0.25  # beta in the VQ-VAE loss
@@ -49,15 +49,17 @@ class ResBlock(nn.Module):
         return x + self.block(x)
 
 
+# Sized for a laptop CPU: the strided convolutions do the downsampling, and the residual blocks
+# (where most of the thinking happens) run at the small resolutions, where they are cheap.
 class Encoder(nn.Module):
     def __init__(self, cfg: TokenizerConfig):
         super().__init__()
-        layers = [nn.Conv2d(3, cfg.channels[0] // 2, 3, padding=1)]
-        width = cfg.channels[0] // 2
-        for c in cfg.channels:  # each level: downsample 2x (strided conv), then a residual block
-            layers += [nn.Conv2d(width, c, 4, stride=2, padding=1), ResBlock(c)]
+        layers, width = [], 3
+        for c in cfg.channels:  # each level halves the resolution: 64 -> 32 -> 16 -> 8
+            layers += [nn.Conv2d(width, c, 4, stride=2, padding=1), nn.SiLU()]
             width = c
-        layers += [ResBlock(width), nn.GroupNorm(8, width), nn.SiLU(), nn.Conv2d(width, cfg.code_dim, 1)]
+        layers += [ResBlock(width), ResBlock(width), nn.GroupNorm(8, width), nn.SiLU(),
+                   nn.Conv2d(width, cfg.code_dim, 1)]
         self.net = nn.Sequential(*layers)
 
     def forward(self, images):
@@ -69,10 +71,10 @@ class Decoder(nn.Module):
         super().__init__()
         width = cfg.channels[-1]
         layers = [nn.Conv2d(cfg.code_dim, width, 3, padding=1), ResBlock(width), ResBlock(width)]
-        for c in reversed((cfg.channels[0] // 2,) + cfg.channels[:-1]):  # 8 -> 16 -> 32 -> 64 px
-            layers += [nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(width, c, 3, padding=1), ResBlock(c)]
+        for c in reversed(cfg.channels[:-1]):  # 8 -> 16 -> 32 px, a residual block at each
+            layers += [nn.ConvTranspose2d(width, c, 4, stride=2, padding=1), ResBlock(c)]
             width = c
-        layers += [nn.GroupNorm(8, width), nn.SiLU(), nn.Conv2d(width, 3, 3, padding=1)]
+        layers += [nn.GroupNorm(8, width), nn.SiLU(), nn.ConvTranspose2d(width, 3, 4, stride=2, padding=1)]
         self.net = nn.Sequential(*layers)
 
     def forward(self, z):

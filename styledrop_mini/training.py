@@ -149,17 +149,17 @@ def warmup_cosine(step: int, settings: TrainSettings) -> float:
 
 
 def fit(model, loss_fn, bank: ImageBank, settings: TrainSettings, device: torch.device,
-        run_dir=None, resume: bool = False, desc: str = "training") -> list[dict]:
+        run_dir=None, resume: bool = False, desc: str = "training", stop_at: int | None = None) -> list[dict]:
     """Train `model` on batches of `bank`; `loss_fn(model, batch) -> (loss, {metric: value})`.
 
     With `run_dir`, the state is saved every `save_every` steps and at the end; `resume=True`
-    continues from it. Returns the logged history (one dict every `log_every` steps).
+    continues from it. `stop_at` ends the run early, as an interruption would (the schedule still
+    spans `settings.steps`). Returns the logged history (one dict every `log_every` steps).
     """
     torch.manual_seed(settings.seed)
     model.to(device).train()
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=settings.lr, weight_decay=settings.weight_decay, betas=(0.9, 0.95))
-    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: warmup_cosine(s, settings))
     state_path = Path(run_dir) / "state.safetensors" if run_dir else None
     resume_config = {k: v for k, v in settings.__dict__.items() if k not in ("save_every", "log_every")}
     start, history = 0, []
@@ -167,13 +167,14 @@ def fit(model, loss_fn, bank: ImageBank, settings: TrainSettings, device: torch.
         if state_path is None or not state_path.exists():
             raise FileNotFoundError(f"nothing to resume: {state_path} does not exist")
         start, history = load_train_state(state_path, model, optimizer, resume_config)
-        schedule.last_epoch = start - 1
-        schedule.step()
         print(f"resumed from {state_path} at step {start}")
     started = time.perf_counter()
     bar = tqdm(range(start, settings.steps), desc=desc, initial=start, total=settings.steps)
     running = {}
     for step in bar:
+        torch.manual_seed(settings.seed * 1_000_003 + step)  # dropout, noise, restarts: a function of the step
+        for group in optimizer.param_groups:  # the schedule, set by hand as nanoGPT does
+            group["lr"] = settings.lr * warmup_cosine(step, settings)
         batch = bank.batch(batch_indices(len(bank), settings.batch_size, settings.seed, step), device)
         with autocast(device):
             loss, metrics = loss_fn(model, batch)
@@ -182,7 +183,6 @@ def fit(model, loss_fn, bank: ImageBank, settings: TrainSettings, device: torch.
         if settings.grad_clip:
             torch.nn.utils.clip_grad_norm_(params, settings.grad_clip)
         optimizer.step()
-        schedule.step()
         for key, value in {"loss": loss.item(), **metrics}.items():
             running[key] = running.get(key, 0.0) + float(value)
         if (step + 1) % settings.log_every == 0 or step + 1 == settings.steps:
@@ -191,8 +191,11 @@ def fit(model, loss_fn, bank: ImageBank, settings: TrainSettings, device: torch.
             history.append(entry)
             running = {}
             bar.set_postfix({k: f"{v:.4g}" for k, v in entry.items() if k != "step"})
-        if state_path and ((step + 1) % settings.save_every == 0 or step + 1 == settings.steps):
+        last = step + 1 == settings.steps or step + 1 == stop_at
+        if state_path and ((step + 1) % settings.save_every == 0 or last):
             save_train_state(state_path, model, optimizer, step + 1, history, resume_config)
+        if last:
+            break
     model.eval()
     model.train_seconds = time.perf_counter() - started
     if run_dir:
@@ -209,9 +212,10 @@ def seed_everything(seed: int) -> None:
 # Recipes: the settings each bundled checkpoint was trained with (`styledrop-mini train NAME`)
 # ----------------------------------------------------------------------------------------------
 RECIPES = {
-    "tokenizer": dict(steps=8000, batch_size=128, lr=2e-3, warmup=300, weight_decay=0.0, bank=60000),
-    "judges": dict(steps=3000, batch_size=256, lr=2e-3, warmup=200, weight_decay=1e-4, bank=60000),
-    "clip": dict(steps=6000, batch_size=512, lr=1e-3, warmup=300, weight_decay=0.1, bank=60000),
+    # Sized to train on 2 CPU cores in tens of minutes (see data/checkpoints/README.md for the times).
+    "tokenizer": dict(steps=3000, batch_size=64, lr=2e-3, warmup=100, weight_decay=0.0, bank=30000),
+    "judges": dict(steps=1500, batch_size=128, lr=3e-3, warmup=100, weight_decay=1e-4, bank=30000),
+    "clip": dict(steps=2000, batch_size=128, lr=1e-3, warmup=100, weight_decay=0.1, bank=30000),
 }
 
 

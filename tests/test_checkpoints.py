@@ -1,0 +1,101 @@
+import json
+
+import pytest
+import torch
+
+from styledrop_mini.checkpoints import CheckpointError, read_checkpoint, save_checkpoint
+from styledrop_mini.judges import Judges, JudgesConfig
+from styledrop_mini.tokenizer import TokenizerConfig, VQTokenizer
+from styledrop_mini.training import ImageBank, TrainSettings, fit
+from styledrop_mini.datasets import MiniWorld
+
+TINY_TOK = TokenizerConfig(channels=(8, 16, 16), codebook_size=32, code_dim=8)
+
+
+def test_model_round_trip_gives_identical_outputs(tmp_path):
+    torch.manual_seed(0)
+    model = VQTokenizer(TINY_TOK).eval()
+    path = model.save(tmp_path / "tok.safetensors", info={"command": "test"})
+    back = VQTokenizer.load(path)
+    x = torch.rand(2, 3, 64, 64)
+    assert torch.equal(model.encode(x), back.encode(x))
+    assert torch.allclose(model.decode(model.encode(x)), back.decode(back.encode(x)))
+    assert back.info["command"] == "test" and back.config.codebook_size == 32
+
+
+def test_fp16_bundle_loads_into_fp32_model(tmp_path):
+    model = VQTokenizer(TINY_TOK)
+    path = model.save(tmp_path / "tok.safetensors", dtype=torch.float16)
+    back = VQTokenizer.load(path)
+    assert next(back.parameters()).dtype == torch.float32
+
+
+def test_wrong_kind_is_named(tmp_path):
+    path = Judges(JudgesConfig(channels=(8, 8, 8, 8), hidden=16)).save(tmp_path / "judges.safetensors")
+    with pytest.raises(CheckpointError, match=r"judges.safetensors: holds a 'judges' model, expected 'tokenizer'"):
+        VQTokenizer.load(path)
+
+
+def test_corrupt_file_is_named(tmp_path):
+    path = tmp_path / "broken.safetensors"
+    path.write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not json at all")
+    with pytest.raises(CheckpointError, match="broken.safetensors: not a readable safetensors file"):
+        VQTokenizer.load(path)
+    with pytest.raises(CheckpointError, match="nope.safetensors: no such checkpoint file"):
+        VQTokenizer.load(tmp_path / "nope.safetensors")
+
+
+def test_truncated_file_is_named(tmp_path):
+    path = VQTokenizer(TINY_TOK).save(tmp_path / "tok.safetensors")
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(CheckpointError, match="tok.safetensors: not a readable safetensors file"):
+        VQTokenizer.load(path)
+
+
+def test_config_that_disagrees_with_tensors_names_the_tensor(tmp_path):
+    model = VQTokenizer(TINY_TOK)
+    tensors = model.state_dict()
+    config = dict(TINY_TOK.__dict__, codebook_size=64)  # the file claims a bigger codebook
+    save_checkpoint(tmp_path / "t.safetensors", tensors, "tokenizer", json.loads(json.dumps(config)))
+    with pytest.raises(CheckpointError, match=r"tensor 'quantizer.codebook' has shape \(32, 8\), the model expects \(64, 8\)"):
+        VQTokenizer.load(tmp_path / "t.safetensors")
+
+
+def test_unknown_config_field_is_named(tmp_path):
+    config = dict(TINY_TOK.__dict__, wings=2)
+    save_checkpoint(tmp_path / "t.safetensors", VQTokenizer(TINY_TOK).state_dict(), "tokenizer", config)
+    with pytest.raises(CheckpointError, match=r"fields \['wings'\]"):
+        VQTokenizer.load(tmp_path / "t.safetensors")
+
+
+def test_plain_safetensors_without_our_metadata(tmp_path):
+    from safetensors.torch import save_file
+
+    save_file({"x": torch.zeros(2)}, str(tmp_path / "plain.safetensors"))
+    with pytest.raises(CheckpointError, match="not a styledrop_mini checkpoint"):
+        read_checkpoint(tmp_path / "plain.safetensors", "tokenizer")
+
+
+def _train(run_dir, steps, resume=False):
+    torch.manual_seed(0)
+    model = Judges(JudgesConfig(channels=(8, 8, 8, 8), hidden=16))
+    from styledrop_mini.judges import judges_loss
+
+    bank = ImageBank.render(MiniWorld(n=32, styles="all"), workers=0)
+    settings = TrainSettings(steps=4, batch_size=8, lr=1e-3, warmup=1, save_every=1, log_every=1)
+    fit(model, judges_loss, bank, settings, torch.device("cpu"), run_dir=run_dir, resume=resume, stop_at=steps)
+    return model
+
+
+def test_resume_continues_exactly(tmp_path):
+    straight = _train(tmp_path / "a", 4)
+    _train(tmp_path / "b", 2)
+    resumed = _train(tmp_path / "b", 4, resume=True)
+    for (name, p), q in zip(straight.state_dict().items(), resumed.state_dict().values()):
+        assert torch.allclose(p.float(), q.float(), atol=1e-6), name
+
+
+def test_resume_without_state_is_a_clear_error(tmp_path):
+    with pytest.raises(FileNotFoundError, match="nothing to resume"):
+        _train(tmp_path / "empty", 4, resume=True)

@@ -1,0 +1,73 @@
+import pytest
+import torch
+
+from styledrop_mini import world
+from styledrop_mini.clip import ClipConfig, MiniClip, content_prompt, style_prompt, training_caption
+from styledrop_mini.datasets import MiniWorld
+from styledrop_mini.settings import CHECKPOINT_DIR
+
+TINY = ClipConfig(vision_width=32, vision_layers=1, vision_head_width=16, text_width=32, text_layers=1,
+                  text_heads=2, embed_dim=16)
+
+
+@pytest.fixture(scope="module")
+def bundled():
+    return MiniClip.load(CHECKPOINT_DIR / "clip.safetensors")
+
+
+@pytest.fixture(scope="module")
+def renders():
+    data = MiniWorld(n=96, split="test", styles="all", seed=11)
+    items = [data[i] for i in range(len(data))]
+    return torch.stack([it["image"] for it in items]), items
+
+
+def test_embeddings_are_unit_vectors_and_scores_in_range():
+    clip = MiniClip(TINY).eval()
+    images = torch.rand(3, 3, 64, 64)
+    assert torch.allclose(clip.image_embeddings(images).norm(dim=-1), torch.ones(3), atol=1e-5)
+    scores = clip.text_score(images, ["a star", "a moon", "a red letter A in flat style"])
+    assert scores.shape == (3,) and scores.abs().max() <= 1
+    assert clip.style_score(images, images[0]).shape == (3,)
+    with pytest.raises(ValueError, match="non-empty"):
+        clip.text_score(images, "   ")
+    with pytest.raises(ValueError, match="2 prompts for 3 images"):
+        clip.text_score(images, ["a", "b"])
+
+
+def test_prompts():
+    assert content_prompt("arrow") == "an arrow" and content_prompt("letter B") == "a letter B"
+    assert style_prompt("neon") == "a picture in glowing neon style"
+    import numpy as np
+    texts = {training_caption("star", "red", "flat", np.random.default_rng(i)) for i in range(50)}
+    assert "a red star in flat style" in texts and "a star" in texts
+
+
+def test_bundled_clip_prefers_the_right_caption(bundled, renders):
+    images, items = renders
+    matching = bundled.text_score(images, [it["text"] for it in items])
+    other = bundled.text_score(images, [items[(i + 1) % len(items)]["text"] for i in range(len(items))])
+    assert (matching > other).float().mean() > 0.9
+
+
+def test_bundled_clip_zero_shot_style_beats_chance(bundled, renders):
+    images, items = renders
+    probs = bundled.zero_shot(images, [style_prompt(s) for s in world.STYLES])
+    truth = torch.tensor([list(world.STYLES).index(it["style"]) for it in items])
+    assert (probs.argmax(-1) == truth).float().mean() > 0.8  # chance: 1/12
+
+
+def test_style_score_is_higher_for_the_same_style(bundled):
+    ref = MiniWorld(n=1, styles=["neon"], seed=3)[0]["image"]
+    same = torch.stack([MiniWorld(n=8, styles=["neon"], seed=4)[i]["image"] for i in range(8)])
+    other = torch.stack([MiniWorld(n=8, styles=["flat"], seed=4)[i]["image"] for i in range(8)])
+    assert bundled.style_score(same, ref).mean() > bundled.style_score(other, ref).mean() + 0.1
+
+
+def test_any_open_clip_architecture_builds_offline():
+    clip = MiniClip.from_open_clip("RN50")  # architecture only: no weights are downloaded
+    assert clip.image_size == 224
+    emb = clip.image_embeddings(torch.rand(1, 3, 64, 64))  # our 64 px images are resized for it
+    assert emb.shape == (1, 1024) and clip.text_embeddings("a star").shape == (1, 1024)
+    with pytest.raises(ValueError, match="unknown open_clip architecture"):
+        MiniClip.from_open_clip("not-a-model")
