@@ -214,8 +214,8 @@ def seed_everything(seed: int) -> None:
 RECIPES = {
     # Sized to train on 2 CPU cores in tens of minutes (see data/checkpoints/README.md for the times).
     "tokenizer": dict(steps=3000, batch_size=64, lr=2e-3, warmup=100, weight_decay=0.0, bank=30000),
-    "judges": dict(steps=1500, batch_size=128, lr=3e-3, warmup=100, weight_decay=1e-4, bank=30000),
-    "clip": dict(steps=2000, batch_size=128, lr=1e-3, warmup=100, weight_decay=0.1, bank=30000),
+    "judges": dict(steps=1000, batch_size=128, lr=3e-3, warmup=100, weight_decay=1e-4, bank=30000),
+    "clip": dict(steps=3000, batch_size=128, lr=1e-3, warmup=100, weight_decay=0.1, bank=30000),
 }
 
 

@@ -357,7 +357,7 @@ def style_watercolor(mask, colour, rng, u):
 def style_stained_glass(mask, colour, rng, u):
     S = mask.width
     x, y = _grid(S)
-    n = 22
+    n = 12  # few, large panes: random leads are noise the 8x8 tokenizer must spend codes on
     seeds = rng.uniform(0, S, size=(n, 2)).astype(np.float32)
     d = (x[..., None] - seeds[:, 0]) ** 2 + (y[..., None] - seeds[:, 1]) ** 2
     cell = d.argmin(-1)  # Voronoi cells: the panes of glass
