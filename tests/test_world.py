@@ -36,11 +36,6 @@ def test_every_content_renders_in_every_style(style):
         assert arr.reshape(-1, 3).std(0).max() > 10, (content, style)
 
 
-def _stat(style, content="circle", colour="red", n=4):
-    imgs = [pixels(world.render(content, colour, style, seed=s)).reshape(-1, 3) for s in range(n)]
-    return np.concatenate(imgs)
-
-
 def test_styles_are_distinct_from_each_other():
     # Mean absolute difference of same content/colour/seed between every pair of styles.
     renders = {s: pixels(world.render("square", "green", s, seed=3)) for s in world.STYLES}
