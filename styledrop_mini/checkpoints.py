@@ -8,6 +8,7 @@ that do not match — is a `CheckpointError` that names the file and the mismatc
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import os
 from pathlib import Path
@@ -65,6 +66,15 @@ def read_checkpoint(path, kind: str) -> tuple[dict[str, torch.Tensor], dict, dic
     except (KeyError, json.JSONDecodeError) as exc:
         raise CheckpointError(f"{path}: its JSON config is missing or broken ({exc})") from exc
     return tensors, config, info
+
+
+def fingerprint(path) -> str:
+    """The first 16 hex digits of a file's SHA-256: names exactly which checkpoint something was built on."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()[:16]
 
 
 def config_from_dict(config_cls, config: dict, path):

@@ -9,7 +9,7 @@ from pathlib import Path
 from . import world
 
 
-def cmd_demo(args) -> int:
+def cmd_world_sheet(args) -> int:
     start = time.perf_counter()
     sheet = world.contact_sheet(seed=args.seed, tile=args.tile)
     out = Path(args.out)
@@ -19,6 +19,63 @@ def cmd_demo(args) -> int:
           f"{len(world.STYLES)} styles (held out: {', '.join(world.HELD_OUT_STYLES)})")
     print(f"wrote contact sheet {out.resolve()} ({sheet.width}x{sheet.height} px) "
           f"in {time.perf_counter() - start:.1f} s")
+    return 0
+
+
+def cmd_demo(args) -> int:
+    """The main job: learn a held-out style from its one bundled reference image, then draw new content."""
+    import json
+
+    from . import adapters, metrics, prompts
+    from .clip import MiniClip
+    from .images import fit_square, image_grid, load_image, pil_to_tensor, tensor_to_pil
+    from .judges import Judges
+    from .pipeline import MusePipeline
+    from .sampling import adapter_guided_logits
+    from .settings import STYLES_DIR
+
+    start = time.perf_counter()
+    refs = {r["style"]: r for r in map(json.loads, (STYLES_DIR / "metadata.jsonl").read_text().splitlines())}
+    if args.style not in refs:
+        raise ValueError(f"no bundled reference for style {args.style!r}; choose from {', '.join(refs)}")
+    ref = refs[args.style]
+    pipe = MusePipeline.load()
+    reference = pil_to_tensor(fit_square(load_image(STYLES_DIR / ref["file_name"]), 64))
+    caption = prompts.styled(ref["reference_content"], ref["descriptor"])
+    print(f"1/3 style tuning on ONE image, {ref['file_name']}, captioned {caption!r}")
+    settings = {**adapters.TUNING, **({"steps": args.steps} if args.steps else {})}
+    model, _ = adapters.tune(pipe, reference, [caption], seed=args.seed, **settings)
+    n_adapter, n_base = adapters.count(model)
+    tuned = time.perf_counter()
+    print(f"    {n_adapter:,} adapter parameters ({100 * n_adapter / n_base:.2f} % of the base model) "
+          f"in {tuned - start:.0f} s")
+
+    contents = metrics.style_eval_contents(exclude=ref["content"], n=args.n)
+    new_prompts = [prompts.styled(c, ref["descriptor"]) for c in contents]
+    print(f"2/3 drawing {len(contents)} new contents in {ref['descriptor']!r} style, with StyleDrop and "
+          "with the base model given the same prompt")
+    lambda_a, lambda_b = adapters.GUIDANCE
+    styledrop = pipe.generate(new_prompts, seed=args.seed, logits_fn_for=lambda chunk: adapter_guided_logits(
+        model, pipe.text(chunk), pipe.text([""] * len(chunk)), lambda_a, lambda_b))
+    base = pipe.generate(new_prompts, seed=args.seed)
+
+    print("3/3 measuring (judges know the truth; CLIP gives StyleDrop's text and style scores)")
+    judges = Judges.load(pipe.folder / "judges.safetensors")
+    clip = MiniClip.load(pipe.folder / "clip.safetensors")
+    report = {name: metrics.style_report(images, contents, args.style, new_prompts, judges, clip, reference)
+              for name, images in (("StyleDrop", styledrop), ("base model", base))}
+    print(f"    {'':12s} {'style right':>11s} {'content right':>13s} {'CLIP style':>10s} {'CLIP text':>9s}")
+    for name, r in report.items():
+        print(f"    {name:12s} {r['judge_style']:11.0%} {r['judge_content']:13.0%} {r['clip_style']:10.3f} "
+              f"{r['clip_text']:9.3f}")
+    ref_tile = tensor_to_pil(reference)
+    grid = image_grid([[ref_tile] + [tensor_to_pil(i) for i in styledrop], [ref_tile] + [tensor_to_pil(i) for i in base]],
+                      row_labels=["StyleDrop", "base model"], col_labels=["reference"] + contents, tile=96,
+                      title=f"{ref['descriptor']} style, learnt from one image ({caption!r})")
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    grid.save(out)
+    print(f"wrote {out.resolve()} in {time.perf_counter() - start:.0f} s in all")
     return 0
 
 
@@ -43,7 +100,7 @@ def cmd_train(args) -> int:
     train(args.model, out, steps=args.steps, batch_size=args.batch_size, lr=args.lr, bank_size=args.bank_size,
           seed=args.seed, device=args.device, run_dir=args.run_dir or Path("runs") / args.model,
           resume=args.resume, workers=args.workers, command="styledrop-mini " + " ".join(sys.argv[1:]),
-          save_dtype=dtype)
+          save_dtype=dtype, precision=args.precision)
     return 0
 
 
@@ -56,9 +113,13 @@ def cmd_evaluate(args) -> int:
 
     folder = Path(args.checkpoints) if args.checkpoints else CHECKPOINT_DIR
     device = pick_device(args.device)
-    bank = metrics.test_bank(n=args.n, seed=args.seed, workers=args.workers)
-    report = {"test_images": len(bank), "seed": args.seed}
+    measuring = [m for m in args.models if m != "base"]
+    bank = metrics.test_bank(n=args.n, seed=args.seed, workers=args.workers) if measuring else None
+    report = {"test_images": len(bank) if bank else 0, "seed": args.seed}
     judges = None
+    unknown = sorted(set(args.models) - {"tokenizer", "judges", "clip", "base"})
+    if unknown:
+        raise ValueError(f"unknown model(s) {unknown}; choose from tokenizer, judges, clip, base")
     if "judges" in args.models or "tokenizer" in args.models:
         from .judges import Judges
         judges = Judges.load(folder / "judges.safetensors", device)
@@ -70,6 +131,19 @@ def cmd_evaluate(args) -> int:
     if "clip" in args.models:
         from .clip import MiniClip
         report["clip"] = metrics.clip_report(MiniClip.load(folder / "clip.safetensors", device), bank)
+    if "base" in args.models:  # the generator: seen styles (what it learnt) and held-out names (what it cannot)
+        from .clip import MiniClip
+        from .judges import Judges
+        from .pipeline import MusePipeline
+        from .sampling import SamplerSettings
+        pipe = MusePipeline.load(folder, device)
+        judges = judges or Judges.load(folder / "judges.safetensors", device)
+        clip = MiniClip.load(folder / "clip.safetensors", device)
+        settings = SamplerSettings(steps=args.steps, guidance=args.guidance, temperature=args.temperature)
+        report["base"] = {styles: metrics.generator_report(pipe, judges, clip, n=args.prompts, seed=args.seed,
+                                                          styles=styles, settings=settings, workers=args.workers)
+                          for styles in ("seen", "held_out")}
+        report["base"]["sampler"] = settings.__dict__
     text = json.dumps(report, indent=2)
     print(text)
     if args.json:
@@ -77,14 +151,91 @@ def cmd_evaluate(args) -> int:
     return 0
 
 
+def cmd_style_tune(args) -> int:
+    from . import adapters, prompts
+    from .checkpoints import fingerprint
+    from .images import fit_square, load_image, pil_to_tensor
+    from .pipeline import MusePipeline
+    from .training import pick_device
+
+    device = pick_device(args.device)
+    pipe = MusePipeline.load(args.checkpoints, device)
+    size = pipe.tokenizer.config.image_size
+    raw = load_image(args.reference)  # any mode (RGBA, greyscale, palette, 16-bit) comes back as RGB
+    if raw.size != (size, size):
+        print(f"note: {args.reference} is {raw.width}x{raw.height}; centre-cropped and resized to {size}x{size}")
+    tensor = pil_to_tensor(fit_square(raw, size))
+    content = args.content
+    if not content:
+        from .clip import MiniClip
+        content, confidence = prompts.propose_content(MiniClip.load(pipe.folder / "clip.safetensors", device), tensor)
+        print(f"no --content given: the mini CLIP proposes {content!r} (confidence {confidence:.0%}); "
+              "pass --content to choose it yourself")
+    descriptor = prompts.descriptor_of(args.style)
+    caption = prompts.styled(content, descriptor, args.template)
+    config = adapters.AdapterConfig(kind=args.kind, d_prj=args.d_prj, lora_rank=args.d_prj)
+    start = time.perf_counter()
+    model, history = adapters.tune(pipe, tensor, [caption], config, steps=args.steps, batch_size=args.batch_size,
+                                   lr=args.lr, seed=args.seed, device=device)
+    seconds = time.perf_counter() - start
+    n_adapter, n_base = adapters.count(model)
+    out = Path(args.out).with_suffix(".safetensors")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    adapters.save_adapter(model, out, {
+        "base_fingerprint": fingerprint(pipe.folder / "base.safetensors"), "descriptor": descriptor,
+        "template": args.template, "reference_caption": caption, "reference": str(args.reference),
+        "steps": args.steps, "batch_size": args.batch_size, "lr": args.lr, "seed": args.seed,
+        "train_seconds": round(seconds, 1), "final_loss": history[-1]["loss"] if history else None,
+        "command": "styledrop-mini " + " ".join(sys.argv[1:])})
+    print(f"tuned {n_adapter:,} adapter parameters ({100 * n_adapter / n_base:.2f} % of the base model's "
+          f"{n_base:,}) on {caption!r} in {seconds:.0f} s; wrote {out.resolve()}")
+    return 0
+
+
+def cmd_generate(args) -> int:
+    from .images import image_grid, tensor_to_pil
+    from .pipeline import MusePipeline
+    from .sampling import SamplerSettings
+    from .training import pick_device
+
+    if args.n < 1:
+        raise ValueError(f"-n must be at least 1, got {args.n}")
+    settings = SamplerSettings(steps=args.steps, temperature=args.temperature, guidance=args.guidance).check()
+    pipe = MusePipeline.load(args.checkpoints, pick_device(args.device))
+    prompt, make = args.prompt, None
+    if args.adapter:
+        from . import prompts
+        from .sampling import adapter_guided_logits
+        adapted, info = pipe.with_adapter(args.adapter)
+        if not args.no_template:
+            prompt = prompts.styled(prompt, info["descriptor"], info.get("template", prompts.TEMPLATE))
+        print(f"adapter {args.adapter}: prompt {prompt!r}, lambda_A {args.lambda_a}, lambda_B {args.lambda_b}")
+        make = lambda chunk: adapter_guided_logits(adapted, pipe.text(chunk), pipe.text([""] * len(chunk)),
+                                                   args.lambda_a, args.lambda_b)
+    start = time.perf_counter()
+    images = pipe.generate([prompt] * args.n, seed=args.seed, settings=settings, logits_fn_for=make)
+    tiles = [tensor_to_pil(im) for im in images]
+    grid = image_grid([tiles[i:i + 8] for i in range(0, len(tiles), 8)], tile=64 * args.scale, title=prompt)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    grid.save(out)
+    print(f"wrote {args.n} images of {prompt!r} to {out.resolve()} in {time.perf_counter() - start:.1f} s")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
+    from .adapters import GUIDANCE, TUNING, AdapterConfig
+    from .sampling import SamplerSettings
+
     parser = argparse.ArgumentParser(prog="styledrop-mini", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
-    demo = sub.add_parser("demo", help="run the main job (for now: a contact sheet of the mini world)")
+    demo = sub.add_parser("demo", help="the main job: learn a held-out style from one image, draw new content")
+    demo.add_argument("--style", default="stained glass", help="a held-out style with a bundled reference")
     demo.add_argument("--out", "-o", default="styledrop_mini_demo.png", help="PNG to write")
     demo.add_argument("--seed", type=int, default=0)
-    demo.add_argument("--tile", type=int, default=64, help="pixels per tile in the sheet")
+    demo.add_argument("-n", type=int, default=12, help="new contents to draw")
+    demo.add_argument("--steps", type=int, help="style-tuning steps (default: adapters.TUNING)")
     demo.set_defaults(func=cmd_demo)
 
     world_cmd = sub.add_parser("world", help="the mini world data set")
@@ -99,9 +250,15 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--paraphrase", action="store_true", help="vary the caption templates")
     export.add_argument("--overwrite", action="store_true")
     export.set_defaults(func=cmd_world_export)
+    sheet = world_sub.add_parser("sheet", help="a contact sheet: one row per style, one column per content")
+    sheet.add_argument("--out", "-o", default="mini_world.png", help="PNG to write")
+    sheet.add_argument("--seed", type=int, default=0)
+    sheet.add_argument("--tile", type=int, default=64, help="pixels per tile in the sheet")
+    sheet.set_defaults(func=cmd_world_sheet)
 
     train = sub.add_parser("train", help="train a model on the mini world (recipes in training.RECIPES)")
-    train.add_argument("model", choices=["tokenizer", "clip", "judges"])
+    train.add_argument("model", choices=["tokenizer", "clip", "judges", "base"],
+                       help="base = the masked transformer (needs the tokenizer and clip checkpoints)")
     train.add_argument("--steps", type=int, help="optimiser steps (default: the recipe's)")
     train.add_argument("--batch-size", type=int)
     train.add_argument("--lr", type=float)
@@ -112,9 +269,46 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--run-dir", help="where the resumable state goes (default: runs/MODEL)")
     train.add_argument("--resume", action="store_true", help="continue from the run folder's saved state")
     train.add_argument("--workers", type=int, help="processes that render the training images")
+    train.add_argument("--precision", choices=["auto", "bf16", "fp32"],
+                       help="autocast: auto = bf16 on cuda, fp32 on cpu (default: the recipe's; base uses bf16)")
     train.add_argument("--save-dtype", choices=["fp32", "fp16", "bf16"], default="fp16",
                        help="precision of the saved weights (fp16 halves the bundle)")
     train.set_defaults(func=cmd_train)
+
+    generate = sub.add_parser("generate", help="draw images for a prompt with the base model")
+    generate.add_argument("prompt", help='e.g. "a red star in pencil sketch style"')
+    generate.add_argument("-n", type=int, default=8, help="number of images")
+    generate.add_argument("--seed", type=int, default=0)
+    generate.add_argument("--steps", type=int, default=12, help="decoding steps")
+    generate.add_argument("--guidance", type=float, default=SamplerSettings.guidance,
+                          help="classifier-free guidance scale (base model only)")
+    generate.add_argument("--temperature", type=float, default=SamplerSettings.temperature)
+    generate.add_argument("--scale", type=int, default=2, help="pixel upscaling of the grid")
+    generate.add_argument("--device", default="cpu")
+    generate.add_argument("--checkpoints", help="folder with the checkpoints (default: data/checkpoints)")
+    generate.add_argument("--out", "-o", default="generated.png")
+    generate.add_argument("--adapter", help="a style adapter from `styledrop-mini style-tune`")
+    generate.add_argument("--no-template", action="store_true",
+                          help="use the prompt as it is (default: append the adapter's style descriptor)")
+    generate.add_argument("--lambda-a", type=float, default=GUIDANCE[0], help="adapter guidance λ_A (paper Eq. 4)")
+    generate.add_argument("--lambda-b", type=float, default=GUIDANCE[1], help="base guidance λ_B (paper Eq. 4)")
+    generate.set_defaults(func=cmd_generate)
+
+    tune = sub.add_parser("style-tune", help="learn a style from ONE reference image (StyleDrop adapters)")
+    tune.add_argument("reference", help="the style reference image (any size; RGBA, greyscale, 16-bit are fine)")
+    tune.add_argument("--style", required=True, help='the style descriptor, e.g. "stained glass"')
+    tune.add_argument("--content", help='what the reference shows, e.g. "a yellow house" (default: CLIP proposes)')
+    tune.add_argument("--out", "-o", required=True, help="adapter file to write (.safetensors)")
+    tune.add_argument("--template", default="{content} in {descriptor} style")
+    tune.add_argument("--kind", choices=["bottleneck", "lora"], default="bottleneck")
+    tune.add_argument("--d-prj", type=int, default=AdapterConfig.d_prj, help="bottleneck width (LoRA: rank)")
+    tune.add_argument("--steps", type=int, default=TUNING["steps"])
+    tune.add_argument("--batch-size", type=int, default=TUNING["batch_size"])
+    tune.add_argument("--lr", type=float, default=TUNING["lr"])
+    tune.add_argument("--seed", type=int, default=0)
+    tune.add_argument("--device", default="cpu")
+    tune.add_argument("--checkpoints", help="folder with the checkpoints (default: data/checkpoints)")
+    tune.set_defaults(func=cmd_style_tune)
 
     evaluate = sub.add_parser("evaluate", help="measure the bundled models on fresh test renders")
     evaluate.add_argument("models", nargs="*", default=["tokenizer", "judges", "clip"])
@@ -123,6 +317,11 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--device", default="cpu")
     evaluate.add_argument("--checkpoints", help="folder with the checkpoints (default: data/checkpoints)")
     evaluate.add_argument("--workers", type=int)
+    evaluate.add_argument("--prompts", type=int, default=400, help="prompts per style group for 'base'")
+    evaluate.add_argument("--steps", type=int, default=12, help="decoding steps for 'base'")
+    evaluate.add_argument("--guidance", type=float, default=SamplerSettings.guidance, help="guidance scale for 'base'")
+    evaluate.add_argument("--temperature", type=float, default=SamplerSettings.temperature,
+                          help="sampling temperature for 'base'")
     evaluate.add_argument("--json", help="also write the report to this file")
     evaluate.set_defaults(func=cmd_evaluate)
     return parser

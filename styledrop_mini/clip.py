@@ -29,10 +29,16 @@ KIND = "clip"
 @dataclass
 class ClipConfig:
     image_size: int = 64
-    patch_size: int = 8  # 8x8 patches: the same grid as the tokenizer's
-    vision_width: int = 128
-    vision_layers: int = 3
-    vision_head_width: int = 32
+    # The image tower: open_clip's ModifiedResNet (CLIP's RN50 family, here one bottleneck per stage
+    # and base width 16) or a ViT. At our scale the convolutions learn shapes far faster: after 400
+    # steps the ResNet names the content of 17 % of test renders, the ViT 3 % (chance: 2.5 %).
+    vision: str = "resnet"  # "resnet" or "vit"
+    resnet_layers: tuple = (1, 1, 1, 1)
+    resnet_width: int = 16
+    patch_size: int = 8  # ViT only: 8x8 patches, the same grid as the tokenizer's
+    vision_width: int = 128  # ViT only
+    vision_layers: int = 3  # ViT only
+    vision_head_width: int = 32  # ViT only
     text_width: int = 128
     text_layers: int = 3
     text_heads: int = 4
@@ -46,11 +52,19 @@ class MiniClip(nn.Module):
         super().__init__()
         self.config = config or ClipConfig()
         cfg = self.config
+        if cfg.vision == "resnet":  # a tuple of layers tells open_clip to build a ModifiedResNet
+            cfg.resnet_layers = tuple(cfg.resnet_layers)
+            vision_cfg = open_clip.CLIPVisionCfg(layers=cfg.resnet_layers, width=cfg.resnet_width,
+                                                 image_size=cfg.image_size)
+        elif cfg.vision == "vit":
+            vision_cfg = open_clip.CLIPVisionCfg(layers=cfg.vision_layers, width=cfg.vision_width,
+                                                 head_width=cfg.vision_head_width, patch_size=cfg.patch_size,
+                                                 image_size=cfg.image_size)
+        else:
+            raise ValueError(f"unknown vision tower {cfg.vision!r}; use 'resnet' or 'vit'")
         self.model = open_clip.CLIP(
             embed_dim=cfg.embed_dim,
-            vision_cfg=open_clip.CLIPVisionCfg(layers=cfg.vision_layers, width=cfg.vision_width,
-                                               head_width=cfg.vision_head_width, patch_size=cfg.patch_size,
-                                               image_size=cfg.image_size),
+            vision_cfg=vision_cfg,
             text_cfg=open_clip.CLIPTextCfg(context_length=cfg.context_length, vocab_size=cfg.vocab_size,
                                            width=cfg.text_width, heads=cfg.text_heads, layers=cfg.text_layers))
         self.tokenizer = SimpleTokenizer(context_length=cfg.context_length)
@@ -131,6 +145,7 @@ class MiniClip(nn.Module):
             raise ValueError(f"expected one reference image, got {len(ref)}")
         return (self.image_embeddings(images) @ ref[0]).cpu()
 
+    @torch.no_grad()
     def zero_shot(self, images: torch.Tensor, prompts: list[str]) -> torch.Tensor:
         """Probabilities over `prompts` for each image (softmax of the scaled cosines)."""
         logits = self.image_embeddings(images) @ self.text_embeddings(prompts).T

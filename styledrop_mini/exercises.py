@@ -6,6 +6,7 @@ from a wrong answer instead of staring at `False`. Each notebook's exercises reg
 """
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 from . import world
@@ -226,3 +227,49 @@ def _colour_prompts(answer) -> str:
         raise ExerciseError(f"these prompts name the colour of {accuracy:.0%} of 96 renders (need 80 %); "
                             "phrase them the way the training captions mention colour alone")
     return f"{accuracy:.0%} of 96 fresh renders named by colour"
+
+
+# ---------------------------------------------------------------------------------------------
+# 03_masked_transformer
+# ---------------------------------------------------------------------------------------------
+@exercise("03.tokens_still_masked")
+def _tokens_still_masked(answer) -> str:
+    from .sampling import masked_after
+
+    for steps, n in ((8, 64), (12, 64), (4, 16)):
+        want = [masked_after(k, steps, n) for k in range(steps)]
+        got = [int(answer(k, steps, n)) for k in range(steps)]
+        if got == want:
+            continue
+        if got == [math.floor(n * math.cos(math.pi / 2 * k / steps)) for k in range(steps)]:
+            raise ExerciseError("that is the count *before* step k; after step k, progress is (k + 1) / K")
+        if got[-1] != 0:
+            raise ExerciseError(f"after the last step nothing may stay masked, got {got[-1]} "
+                                f"(K={steps}, N={n}): use (k + 1) / K as the progress after step k")
+        if got == [math.ceil(n * math.cos(math.pi / 2 * (k + 1) / steps)) for k in range(steps)]:
+            raise ExerciseError("round down (floor), as MaskGIT does, so each step reveals at least its share")
+        if got == [round(n * (1 - (k + 1) / steps)) for k in range(steps)]:
+            raise ExerciseError("that is a linear schedule; MaskGIT's is cos(pi/2 * progress)")
+        raise ExerciseError(f"K={steps}, N={n}: got {got}, expected {want}")
+    return "matches the sampler's cosine schedule, e.g. K=8, N=64: " + str([masked_after(k, 8, 64) for k in range(8)])
+
+
+@exercise("03.guidance")
+def _guidance(answer) -> str:
+    import torch
+
+    g = torch.Generator().manual_seed(3)
+    cond, uncond = torch.randn(2, 5, 7, generator=g), torch.randn(2, 5, 7, generator=g)
+    for scale in (0.0, 1.0, 3.0):
+        got = torch.as_tensor(answer(cond, uncond, scale))
+        want = uncond + scale * (cond - uncond)
+        if got.shape != want.shape:
+            raise ExerciseError(f"the guided logits should keep the shape {tuple(want.shape)}, got {tuple(got.shape)}")
+        if torch.allclose(got, want, atol=1e-5):
+            continue
+        if torch.allclose(got, cond + scale * (cond - uncond), atol=1e-5):
+            raise ExerciseError("start from the unconditional logits: l_u + s (l_c - l_u), so s = 1 is plain conditional")
+        if torch.allclose(got, uncond + scale * (uncond - cond), atol=1e-5):
+            raise ExerciseError("the difference points the wrong way: (l_c - l_u) moves towards the prompt")
+        raise ExerciseError(f"at scale {scale} the result differs from l_u + s (l_c - l_u)")
+    return "s = 0 gives the unconditional logits, s = 1 the conditional ones, s > 1 pushes past them"

@@ -81,3 +81,46 @@ def clip_report(clip, bank: ImageBank) -> dict:
     report["text_score_mismatched"] = float(mismatched.mean())
     report["matching_beats_mismatched"] = float((matching > mismatched)[differ].float().mean())
     return report
+
+
+@torch.no_grad()
+def generator_report(pipe, judges, clip, n: int = 400, seed: int = 1, styles="seen", settings=None,
+                     batch_size: int = 100, workers=None) -> dict:
+    """Generate one image for each of `n` prompts drawn from `styles` (balanced over contents x colours
+    x styles), then judge them and score them with CLIP, next to real renders of the same prompts."""
+    bank = test_bank(n, seed=seed, styles=styles, workers=workers)
+    generated = pipe.generate(bank.texts, seed=seed * 100_000, settings=settings, batch_size=batch_size)
+    report = {"prompts": n, "styles": styles if isinstance(styles, str) else list(styles)}
+    report["judges"] = judges.accuracy(generated, content=bank.content_ids, colour=bank.colour_ids,
+                                       style=bank.style_ids)
+    text_generated = clip.text_score(generated, bank.texts)
+    text_real = clip.text_score(_images(bank), bank.texts)
+    report["clip_text_score_generated"] = float(text_generated.mean())
+    report["clip_text_score_real"] = float(text_real.mean())
+    report["clip_text_score_ratio"] = float(text_generated.mean() / text_real.mean())
+    return report
+
+
+# The acceptance set for style transfer: 12 contents (6 shapes, 6 letters) drawn in a learnt style.
+STYLE_EVAL_CONTENTS = ("circle", "triangle", "heart", "moon", "arrow", "tree",
+                       "letter A", "letter E", "letter K", "letter M", "letter R", "letter S")
+
+
+def style_eval_contents(exclude: str | None = None, n: int = 12) -> list[str]:
+    """The evaluation contents, without the reference's own content (swapped for a spare one)."""
+    spare = [c for c in ("star", "diamond", "house") if c != exclude]
+    return ([c for c in STYLE_EVAL_CONTENTS if c != exclude] + spare)[:n]
+
+
+@torch.no_grad()
+def style_report(images: torch.Tensor, contents: list[str], style: str, prompts: list[str], judges, clip,
+                 reference: torch.Tensor) -> dict:
+    """How well `images` (one per entry of `contents`/`prompts`) show their content in `style`:
+    judge accuracies, and StyleDrop's CLIP text score (vs the prompt) and style score (vs the reference)."""
+    acc = judges.accuracy(images, content=contents, style=[style] * len(images))
+    text = clip.text_score(images, prompts)
+    style_scores = clip.style_score(images, reference)
+    n = len(images)
+    return {"judge_content": acc["content"], "judge_style": acc["style"],
+            "clip_text": float(text.mean()), "clip_text_se": float(text.std() / n ** 0.5),
+            "clip_style": float(style_scores.mean()), "clip_style_se": float(style_scores.std() / n ** 0.5)}

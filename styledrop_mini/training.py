@@ -34,10 +34,14 @@ def pick_device(name: str = "cpu") -> torch.device:
     return torch.device(name)
 
 
-def autocast(device: torch.device):
-    """bf16 autocast on a GPU (fast, and no loss scaling needed); full precision on the CPU."""
-    if device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
+def autocast(device: torch.device, precision: str = "auto"):
+    """Mixed precision for the forward pass. 'auto': bf16 on a GPU (fast, no loss scaling needed),
+    fp32 on the CPU; 'bf16' also on the CPU (CPUs with AVX-512 BF16 or AMX run its matmuls about
+    twice as fast); 'fp32': never."""
+    if precision not in ("auto", "bf16", "fp32"):
+        raise ValueError(f"unknown precision {precision!r}; use 'auto', 'bf16' or 'fp32'")
+    if precision == "bf16" or (precision == "auto" and device.type == "cuda"):
+        return torch.autocast(device.type, dtype=torch.bfloat16)
     return contextlib.nullcontext()
 
 
@@ -73,6 +77,32 @@ class ImageBank:
                 "text": [self.texts[i] for i in index.tolist()],
                 "content_id": self.content_ids[index].to(device), "colour_id": self.colour_ids[index].to(device),
                 "style_id": self.style_ids[index].to(device)}
+
+
+@dataclass
+class TokenBank:
+    """The same images as token grids (N, h*w), for training the generator: encode once, reuse."""
+    tokens: torch.Tensor
+    texts: list[str]
+    content_ids: torch.Tensor
+    colour_ids: torch.Tensor
+    style_ids: torch.Tensor
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+    @staticmethod
+    @torch.no_grad()
+    def encode(bank: ImageBank, tokenizer, batch_size: int = 500) -> "TokenBank":
+        device = tokenizer.quantizer.codebook.device
+        tokens = [tokenizer.encode(bank.images[i:i + batch_size].to(device).float() / 255.0).flatten(1).cpu()
+                  for i in tqdm(range(0, len(bank), batch_size), desc="tokenizing", leave=False)]
+        return TokenBank(torch.cat(tokens).short(), bank.texts, bank.content_ids, bank.colour_ids, bank.style_ids)
+
+    def batch(self, index: torch.Tensor, device="cpu") -> dict:
+        return {"tokens": self.tokens[index].to(device).long(), "text": [self.texts[i] for i in index.tolist()],
+                "content_id": self.content_ids[index], "colour_id": self.colour_ids[index],
+                "style_id": self.style_ids[index]}
 
 
 def batch_indices(n: int, batch_size: int, seed: int, step: int) -> torch.Tensor:
@@ -137,6 +167,7 @@ class TrainSettings:
     grad_clip: float = 1.0
     save_every: int = 1000
     log_every: int = 50
+    precision: str = "auto"  # see `autocast`
     extra: dict = field(default_factory=dict)  # model-specific settings, checked on resume
 
 
@@ -176,7 +207,7 @@ def fit(model, loss_fn, bank: ImageBank, settings: TrainSettings, device: torch.
         for group in optimizer.param_groups:  # the schedule, set by hand as nanoGPT does
             group["lr"] = settings.lr * warmup_cosine(step, settings)
         batch = bank.batch(batch_indices(len(bank), settings.batch_size, settings.seed, step), device)
-        with autocast(device):
+        with autocast(device, settings.precision):
             loss, metrics = loss_fn(model, batch)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -215,7 +246,11 @@ RECIPES = {
     # Sized to train on 2 CPU cores in tens of minutes (see data/checkpoints/README.md for the times).
     "tokenizer": dict(steps=3000, batch_size=64, lr=2e-3, warmup=100, weight_decay=0.0, bank=30000),
     "judges": dict(steps=1000, batch_size=128, lr=3e-3, warmup=100, weight_decay=1e-4, bank=30000),
-    "clip": dict(steps=3000, batch_size=128, lr=1e-3, warmup=100, weight_decay=0.1, bank=30000),
+    "clip": dict(steps=4000, batch_size=128, lr=1e-3, warmup=100, weight_decay=0.1, bank=30000),
+    # The generator sees the seen styles only: the held-out ones are what StyleDrop must learn.
+    # bf16 autocast on the CPU too: its matmuls run about twice as fast as fp32 on AVX-512 BF16 cores.
+    "base": dict(steps=3600, batch_size=64, lr=1e-3, warmup=200, weight_decay=0.05, bank=30000, styles="seen",
+                 precision="bf16"),
 }
 
 
@@ -230,13 +265,22 @@ def build(name: str):
     if name == "clip":
         from .clip import MiniClip, clip_loss_fn
         return MiniClip(), clip_loss_fn()
+    if name == "base":
+        from .clip import MiniClip
+        from .settings import CHECKPOINT_DIR
+        from .text_encoder import ClipTextEncoder
+        from .transformer import MaskedTransformer, TransformerConfig, base_loss_fn
+        text_encoder = ClipTextEncoder(MiniClip.load(CHECKPOINT_DIR / "clip.safetensors"))
+        config = TransformerConfig(text_width=text_encoder.width)
+        return MaskedTransformer(config), base_loss_fn(text_encoder, config.cond_dropout)
     raise ValueError(f"unknown model {name!r}; choose one of {', '.join(RECIPES)}")
 
 
 def train(name: str, out, steps=None, batch_size=None, lr=None, bank_size=None, seed: int = 0,
           device: str = "cpu", run_dir=None, resume: bool = False, workers=None, command: str = "",
-          save_dtype=None):
-    """Train one of the measuring models on the whole mini world and save it to `out`."""
+          save_dtype=None, precision=None):
+    """Train a recipe's model on the mini world (the measuring models on all of it, the base generator
+    on the seen styles) and save it to `out`."""
     recipe = dict(RECIPES[name]) if name in RECIPES else None
     if recipe is None:
         raise ValueError(f"unknown model {name!r}; choose one of {', '.join(RECIPES)}")
@@ -248,24 +292,36 @@ def train(name: str, out, steps=None, batch_size=None, lr=None, bank_size=None, 
     dev = pick_device(device)
     seed_everything(seed)
     started = time.perf_counter()
-    # The whole world, held-out styles included: these models stand for ones trained on broad data.
-    bank = ImageBank.render(MiniWorld(n=recipe["bank"], split="train", styles="all", seed=seed), workers)
+    # The measuring models see the whole world, held-out styles included (they stand for models
+    # trained on broad data); the generator sees the seen styles only.
+    styles = recipe.get("styles", "all")
+    bank = ImageBank.render(MiniWorld(n=recipe["bank"], split="train", styles=styles, seed=seed), workers)
     render_seconds = time.perf_counter() - started
     model, loss_fn = build(name)
+    if name == "base":
+        from .settings import CHECKPOINT_DIR
+        from .tokenizer import VQTokenizer
+        bank = TokenBank.encode(bank, VQTokenizer.load(CHECKPOINT_DIR / "tokenizer.safetensors"))
     n_params = sum(p.numel() for p in model.parameters())
     print(f"{name}: {n_params / 1e6:.2f} M parameters, {len(bank)} training images "
           f"(rendered in {render_seconds:.0f} s), {recipe['steps']} steps of {recipe['batch_size']} on {dev}")
     settings = TrainSettings(steps=recipe["steps"], batch_size=recipe["batch_size"], lr=recipe["lr"], seed=seed,
                              warmup=min(recipe["warmup"], recipe["steps"] // 5 + 1),
                              weight_decay=recipe["weight_decay"], save_every=max(100, recipe["steps"] // 10),
-                             extra={"model": name, "bank": recipe["bank"]})
+                             precision=precision or recipe.get("precision", "auto"),
+                             extra={"model": name, "bank": recipe["bank"], "styles": styles})
     history = fit(model, loss_fn, bank, settings, dev, run_dir=run_dir, resume=resume, desc=f"train {name}")
     info = {"command": command, "device": str(dev), "device_name": torch.cuda.get_device_name(dev)
             if dev.type == "cuda" else "cpu", "torch_threads": torch.get_num_threads(),
             "wall_seconds": round(time.perf_counter() - started, 1), "render_seconds": round(render_seconds, 1),
             "train_seconds": round(model.train_seconds, 1), "steps": settings.steps, "batch_size": settings.batch_size,
-            "lr": settings.lr, "seed": seed, "images": len(bank), "parameters": n_params,
+            "lr": settings.lr, "precision": settings.precision, "seed": seed, "images": len(bank), "parameters": n_params,
             "final": history[-1] if history else {}}
+    if name == "base":  # which tokenizer and text encoder the generator's tokens and features came from
+        from .checkpoints import fingerprint
+        from .settings import CHECKPOINT_DIR
+        info.update({f"{part}_fingerprint": fingerprint(CHECKPOINT_DIR / f"{part}.safetensors")
+                     for part in ("tokenizer", "clip")})
     model.to("cpu").save(out, info=info, dtype=save_dtype)
     print(f"wrote {out} ({Path(out).stat().st_size / 2**20:.1f} MB) after {info['wall_seconds']:.0f} s")
     return model, history

@@ -6,7 +6,7 @@ from styledrop_mini.clip import ClipConfig, MiniClip, content_prompt, style_prom
 from styledrop_mini.datasets import MiniWorld
 from styledrop_mini.settings import CHECKPOINT_DIR
 
-TINY = ClipConfig(vision_width=32, vision_layers=1, vision_head_width=16, text_width=32, text_layers=1,
+TINY = ClipConfig(resnet_width=8, text_width=32, text_layers=1,
                   text_heads=2, embed_dim=16)
 
 
@@ -33,6 +33,18 @@ def test_embeddings_are_unit_vectors_and_scores_in_range():
         clip.text_score(images, "   ")
     with pytest.raises(ValueError, match="2 prompts for 3 images"):
         clip.text_score(images, ["a", "b"])
+
+
+def test_both_vision_towers_build_and_unknown_is_an_error():
+    import open_clip
+
+    assert isinstance(MiniClip(TINY).model.visual, open_clip.modified_resnet.ModifiedResNet)
+    vit = MiniClip(ClipConfig(vision="vit", vision_width=32, vision_layers=1, vision_head_width=16, text_width=32,
+                              text_layers=1, text_heads=2, embed_dim=16)).eval()
+    assert isinstance(vit.model.visual, open_clip.transformer.VisionTransformer)
+    assert vit.image_embeddings(torch.rand(2, 3, 64, 64)).shape == (2, 16)
+    with pytest.raises(ValueError, match="unknown vision tower 'cnn'"):
+        MiniClip(ClipConfig(vision="cnn"))
 
 
 def test_prompts():

@@ -150,12 +150,12 @@ def test_corrupt_image_names_file_and_line(tmp_path):
     assert data[0]["image"].shape == (3, 64, 64)  # the good row still loads
 
 
-def test_cli_export_and_demo(tmp_path, capsys):
+def test_cli_export_and_contact_sheet(tmp_path, capsys):
     from styledrop_mini.cli import main
 
     assert main(["world", "export", str(tmp_path / "w"), "-n", "5", "--styles", "neon"]) == 0
     assert len(ImageFolder(tmp_path / "w")) == 5
-    assert main(["demo", "-o", str(tmp_path / "sheet.png")]) == 0
+    assert main(["world", "sheet", "-o", str(tmp_path / "sheet.png")]) == 0
     assert "wrote contact sheet" in capsys.readouterr().out
     sheet = Image.open(tmp_path / "sheet.png")
     assert sheet.width > 1000 and np.asarray(sheet).std() > 20

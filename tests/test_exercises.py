@@ -52,3 +52,21 @@ def test_held_out_folder_checker(tmp_path):
 def test_unknown_exercise():
     with pytest.raises(KeyError, match="no exercise"):
         check("99.nothing", 1)
+
+
+def test_masked_schedule_checker_explains_off_by_one_and_linear():
+    import math
+
+    check("03.tokens_still_masked", lambda k, K, N: math.floor(N * math.cos(math.pi / 2 * (k + 1) / K)))
+    with pytest.raises(ExerciseError, match="before"):
+        check("03.tokens_still_masked", lambda k, K, N: math.floor(N * math.cos(math.pi / 2 * k / K)))
+    with pytest.raises(ExerciseError, match="linear"):
+        check("03.tokens_still_masked", lambda k, K, N: round(N * (1 - (k + 1) / K)))
+
+
+def test_guidance_checker():
+    check("03.guidance", lambda c, u, s: u + s * (c - u))
+    with pytest.raises(ExerciseError, match="unconditional"):
+        check("03.guidance", lambda c, u, s: c + s * (c - u))
+    with pytest.raises(ExerciseError, match="wrong way"):
+        check("03.guidance", lambda c, u, s: u + s * (u - c))

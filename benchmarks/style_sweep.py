@@ -1,0 +1,104 @@
+"""Sweeps behind StyleDrop's defaults (adapters.TUNING and adapters.GUIDANCE), on the held-out styles.
+
+    python benchmarks/style_sweep.py tuning      # steps x learning rate, d_prj 4
+    python benchmarks/style_sweep.py guidance    # lambda_A x lambda_B at the default tuning
+    python benchmarks/style_sweep.py accept      # the acceptance table: 12 new contents x 4 seeds per style
+
+Every adapter is tuned on the style's ONE bundled reference image (data/styles/), then draws contents
+the reference does not show; the judges and the mini CLIP score the results (metrics.style_report).
+Results go to benchmarks/results/style_sweep_{what}.json and a table on stdout.
+"""
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import time
+from pathlib import Path
+
+import torch
+
+from styledrop_mini import adapters, metrics, prompts, world
+from styledrop_mini.clip import MiniClip
+from styledrop_mini.images import fit_square, load_image, pil_to_tensor
+from styledrop_mini.judges import Judges
+from styledrop_mini.pipeline import MusePipeline
+from styledrop_mini.sampling import adapter_guided_logits
+from styledrop_mini.settings import STYLES_DIR
+
+
+def references() -> dict[str, dict]:
+    rows = [json.loads(line) for line in (STYLES_DIR / "metadata.jsonl").read_text().splitlines()]
+    for r in rows:
+        r["image"] = pil_to_tensor(fit_square(load_image(STYLES_DIR / r["file_name"]), 64))
+    return {r["style"]: r for r in rows}
+
+
+def draw(pipe, model, contents, descriptor, seeds, lambdas, template=True):
+    texts = [prompts.styled(c, descriptor) if template else prompts.content_phrase(c) for c in contents]
+    prompt_list = [t for t in texts for _ in range(seeds)]
+    if model is None:
+        return pipe.generate(prompt_list, seed=0, progress=False), prompt_list
+    make = lambda chunk: adapter_guided_logits(model, pipe.text(chunk), pipe.text([""] * len(chunk)), *lambdas)
+    return pipe.generate(prompt_list, seed=0, logits_fn_for=make, progress=False), prompt_list
+
+
+def evaluate(pipe, judges, clip, ref, model, seeds, lambdas, n_contents=12):
+    contents = metrics.style_eval_contents(exclude=ref["content"], n=n_contents)
+    images, prompt_list = draw(pipe, model, contents, ref["descriptor"], seeds, lambdas)
+    labels = [c for c in contents for _ in range(seeds)]
+    report = metrics.style_report(images, labels, ref["style"], prompt_list, judges, clip, ref["image"])
+    # content leakage: generated images the judges take for the reference's own content
+    verdict = judges.judge(images)["content"]["labels"]
+    report["leak_reference_content"] = sum(v == ref["content"] for v in verdict) / len(verdict)
+    return report
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("what", choices=["tuning", "guidance", "accept"])
+    parser.add_argument("--styles", nargs="+", default=list(world.HELD_OUT_STYLES))
+    parser.add_argument("--seeds", type=int, default=2, help="images per content (accept: 4)")
+    args = parser.parse_args()
+    torch.manual_seed(0)
+    pipe = MusePipeline.load()
+    judges, clip = Judges.load(pipe.folder / "judges.safetensors"), MiniClip.load(pipe.folder / "clip.safetensors")
+    refs = references()
+    results = []
+
+    def tuned(ref, **settings):
+        caption = prompts.styled(ref["reference_content"], ref["descriptor"])
+        start = time.perf_counter()
+        model, history = adapters.tune(pipe, ref["image"], [caption], **settings)
+        return model, time.perf_counter() - start
+
+    for style in args.styles:
+        ref = refs[style]
+        if args.what == "tuning":
+            for steps, lr in itertools.product((100, 300, 600), (3e-4, 1e-3, 3e-3)):
+                model, seconds = tuned(ref, steps=steps, lr=lr)
+                r = evaluate(pipe, judges, clip, ref, model, args.seeds, adapters.GUIDANCE)
+                results.append({"style": style, "steps": steps, "lr": lr, "tune_seconds": round(seconds, 1), **r})
+                print(results[-1], flush=True)
+        elif args.what == "guidance":
+            model, _ = tuned(ref)
+            for la, lb in itertools.product((0.0, 1.0, 2.0), (0.0, 1.0, 3.0, 5.0)):
+                r = evaluate(pipe, judges, clip, ref, model, args.seeds, (la, lb))
+                results.append({"style": style, "lambda_a": la, "lambda_b": lb, **r})
+                print(results[-1], flush=True)
+        else:
+            model, seconds = tuned(ref)
+            n_adapter, n_base = adapters.count(model)
+            for name, m in (("StyleDrop", model), ("base model", None)):
+                r = evaluate(pipe, judges, clip, ref, m, 4, adapters.GUIDANCE)
+                results.append({"style": style, "model": name, "tune_seconds": round(seconds, 1),
+                                "adapter_parameters": n_adapter, "base_parameters": n_base, **r})
+                print(results[-1], flush=True)
+    out = Path(f"benchmarks/results/style_sweep_{args.what}.json")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"tuning": adapters.TUNING, "guidance": adapters.GUIDANCE, "results": results}, indent=1))
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,194 @@
+"""Adapters: StyleDrop's parameter-efficient tuning of the frozen base transformer.
+
+StyleDrop adds a Houlsby-style bottleneck in every transformer layer, two per layer (after the
+cross-attention block and after the MLP block), and trains only those:
+
+    h  ->  h + W_up · GELU(W_down · h)          W_up = 0 at the start, W_down ~ trunc normal (0.02)
+
+Because W_up starts at zero, the adapted model Ĝ starts as exactly the base model G. The adapters
+go into the blocks' named places (`after_cross`, `after_mlp`), so transformer.py never changes.
+LoRA on the attention projections is the alternative (`kind="lora"`), for comparison.
+
+Adapter guidance (paper Eq. 4) needs Ĝ and G on the same tokens. Every adapter takes a per-example
+*gate* (1 = adapted, 0 = base), so Ĝ(v, t), G(v, t) and G(v, n) run as one batch of three.
+"""
+from __future__ import annotations
+
+import contextlib
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .checkpoints import CheckpointError, config_from_dict, read_checkpoint, save_checkpoint
+
+KIND = "adapter"
+
+# Defaults, from our own sweeps (see notebook 04): tuning on one reference image, and Eq. 4's weights.
+TUNING = dict(steps=300, batch_size=8, lr=1e-3)
+GUIDANCE = (1.0, 3.0)  # (lambda_A, lambda_B)
+
+
+@dataclass
+class AdapterConfig:
+    kind: str = "bottleneck"  # "bottleneck" (StyleDrop) or "lora"
+    d_prj: int = 4  # bottleneck width (paper: 4 in round 1, 32 in round 2)
+    places: tuple = ("after_cross", "after_mlp")  # where bottlenecks go in each block
+    lora_rank: int = 4
+    lora_alpha: float = 4.0
+    lora_targets: tuple = ("attn.qkv", "attn.out", "cross.q", "cross.kv", "cross.out")
+
+    def check(self) -> "AdapterConfig":
+        if self.kind not in ("bottleneck", "lora"):
+            raise ValueError(f"unknown adapter kind {self.kind!r}; use 'bottleneck' or 'lora'")
+        if self.kind == "bottleneck" and not 1 <= self.d_prj <= 1024:
+            raise ValueError(f"d_prj must lie in [1, 1024], got {self.d_prj}")
+        if self.kind == "lora" and not 1 <= self.lora_rank <= 1024:
+            raise ValueError(f"lora_rank must lie in [1, 1024], got {self.lora_rank}")
+        self.places, self.lora_targets = tuple(self.places), tuple(self.lora_targets)
+        return self
+
+
+class _Gated(nn.Module):
+    """Shared by both adapter kinds: the delta is multiplied by a per-example gate (None = on)."""
+    gate: torch.Tensor | None = None
+
+    def gated(self, delta: torch.Tensor) -> torch.Tensor:
+        return delta if self.gate is None else delta * self.gate.view(-1, *([1] * (delta.ndim - 1)))
+
+
+class Bottleneck(_Gated):
+    def __init__(self, width: int, d_prj: int):
+        super().__init__()
+        self.down = nn.Linear(width, d_prj)
+        self.up = nn.Linear(d_prj, width)
+        nn.init.trunc_normal_(self.down.weight, std=0.02)
+        nn.init.zeros_(self.down.bias)
+        nn.init.zeros_(self.up.weight)  # zero: the adapted model starts as the base model exactly
+        nn.init.zeros_(self.up.bias)
+
+    def forward(self, h):
+        return h + self.gated(self.up(F.gelu(self.down(h))))
+
+
+class LoRALinear(_Gated):
+    """y = W x + (alpha / r) B A x, with B = 0 at the start and W frozen."""
+
+    def __init__(self, base: nn.Linear, rank: int, alpha: float):
+        super().__init__()
+        self.base = base
+        self.lora_a = nn.Linear(base.in_features, rank, bias=False)
+        self.lora_b = nn.Linear(rank, base.out_features, bias=False)
+        nn.init.trunc_normal_(self.lora_a.weight, std=0.02)
+        nn.init.zeros_(self.lora_b.weight)
+        self.scale = alpha / rank
+
+    def forward(self, x):
+        return self.base(x) + self.gated(self.scale * self.lora_b(self.lora_a(x)))
+
+
+def attach(model, config: AdapterConfig) -> list[nn.Parameter]:
+    """Freeze `model` and put adapters into it; returns the adapters' (trainable) parameters."""
+    config.check()
+    if adapters_of(model):
+        raise ValueError("this model already has adapters; load a fresh base model to attach new ones")
+    model.requires_grad_(False)
+    width = model.config.width
+    for block in model.blocks:
+        if config.kind == "bottleneck":
+            for place in config.places:
+                if place not in block.ADAPTER_PLACES:
+                    raise ValueError(f"unknown adapter place {place!r}; choose from {block.ADAPTER_PLACES}")
+                setattr(block, place, Bottleneck(width, config.d_prj))
+        else:
+            for target in config.lora_targets:
+                parent_name, leaf = target.split(".")
+                parent = getattr(block, parent_name)
+                setattr(parent, leaf, LoRALinear(getattr(parent, leaf), config.lora_rank, config.lora_alpha))
+    model.adapter_config = config
+    return [p for m in adapters_of(model) for n, p in m.named_parameters() if not n.startswith("base.")]
+
+
+def adapters_of(model) -> list[_Gated]:
+    return [m for m in model.modules() if isinstance(m, _Gated)]
+
+
+def adapter_state(model) -> dict[str, torch.Tensor]:
+    """Only the adapters' tensors (what a style file holds)."""
+    return {k: v for k, v in model.state_dict().items()
+            if any(part in k for part in ("after_cross.", "after_mlp.", "after_attn.", "lora_a", "lora_b"))}
+
+
+def count(model) -> tuple[int, int]:
+    """(adapter parameters, base parameters)."""
+    adapter = sum(v.numel() for v in adapter_state(model).values())
+    return adapter, sum(p.numel() for p in model.parameters()) - adapter
+
+
+@contextlib.contextmanager
+def gate(model, values: torch.Tensor | float | None):
+    """Within the block, adapters are scaled per example by `values` (B,) — 1 adapted, 0 base."""
+    modules = adapters_of(model)
+    for m in modules:
+        m.gate = None if values is None else torch.as_tensor(values, dtype=torch.float32,
+                                                                device=next(model.parameters()).device)
+    try:
+        yield
+    finally:
+        for m in modules:
+            m.gate = None
+
+
+def save_adapter(model, path, info: dict) -> None:
+    """A small safetensors file: the adapters' tensors, their config, and `info` (base fingerprint,
+    descriptor, template, settings)."""
+    save_checkpoint(path, adapter_state(model), KIND, asdict(model.adapter_config), info)
+
+
+def load_adapter(model, path, base_fingerprint: str | None = None):
+    """Attach the adapters stored in `path` to a fresh base `model`; check it is the right base."""
+    tensors, config, info = read_checkpoint(path, KIND)
+    expected = info.get("base_fingerprint")
+    if base_fingerprint and expected and expected != base_fingerprint:
+        raise CheckpointError(f"{path}: this adapter was tuned on base model {expected}, "
+                              f"not on the one loaded ({base_fingerprint}); use the base it was tuned on")
+    attach(model, config_from_dict(AdapterConfig, config, path))
+    own = adapter_state(model)
+    if set(own) != set(tensors):
+        raise CheckpointError(f"{path}: adapter tensors do not fit this base model "
+                              f"(missing {sorted(set(own) - set(tensors))[:3]}, "
+                              f"unexpected {sorted(set(tensors) - set(own))[:3]})")
+    for name, tensor in tensors.items():
+        if tensor.shape != own[name].shape:
+            raise CheckpointError(f"{path}: adapter tensor {name!r} has shape {tuple(tensor.shape)}, "
+                                  f"this base model needs {tuple(own[name].shape)}")
+    model.load_state_dict(tensors, strict=False)
+    model.adapter_info = info
+    return model
+
+
+def tune(pipe, images: torch.Tensor, prompts: list[str], config: AdapterConfig | None = None,
+         steps: int = TUNING["steps"], batch_size: int = TUNING["batch_size"], lr: float = TUNING["lr"], seed: int = 0, device="cpu", precision: str = "bf16"):
+    """Train fresh adapters on (image, prompt) pairs — one reference image, or a feedback selection —
+    with the base model frozen. Returns (adapted copy of the base model, training history)."""
+    import copy
+
+    from .training import TokenBank, TrainSettings, fit
+    from .transformer import prompt_loss_fn
+
+    images = images[None] if images.ndim == 3 else images
+    if len(images) != len(prompts):
+        raise ValueError(f"got {len(images)} images and {len(prompts)} prompts; give one prompt per image")
+    if steps < 1 or batch_size < 1 or not lr > 0:
+        raise ValueError(f"steps, batch size and learning rate must be positive, got {steps}, {batch_size}, {lr}")
+    model = copy.deepcopy(pipe.transformer).cpu()
+    attach(model, config or AdapterConfig())
+    tokens = pipe.tokenizer.encode(images.to(pipe.device)).flatten(1).cpu().short()
+    zeros = torch.zeros(len(prompts), dtype=torch.long)
+    bank = TokenBank(tokens, list(prompts), zeros, zeros, zeros)
+    settings = TrainSettings(steps=steps, batch_size=batch_size, lr=lr, seed=seed, warmup=min(20, steps // 5 + 1),
+                             weight_decay=0.0, log_every=max(1, steps // 30), save_every=10**9, precision=precision)
+    history = fit(model, prompt_loss_fn(pipe.text_encoder), bank, settings, torch.device(device),
+                  desc="adapter tuning")
+    return model.eval(), history

@@ -1,0 +1,51 @@
+"""Templated prompts: StyleDrop separates *what* is drawn from *how*.
+
+The reference image is captioned "{content} in {style descriptor} style" — "a yellow house in
+stained glass style" — and every new prompt reuses the descriptor: "a letter A in stained glass
+style". Training on the full caption lets the adapter attach the style to the descriptor's words and
+leave the content to the content words, so new content can be asked for at sampling time.
+"""
+from __future__ import annotations
+
+import re
+
+from . import world
+
+TEMPLATE = "{content} in {descriptor} style"
+
+
+def content_phrase(content: str) -> str:
+    """'yellow house' -> 'a yellow house'; 'an arrow' and 'the moon' stay as they are."""
+    text = " ".join(str(content).split())
+    if not text:
+        raise ValueError("the content is empty; describe what is drawn, e.g. 'a yellow house'")
+    if not re.match(r"(a|an|the)\b", text, flags=re.I):
+        text = f"a {text}"
+    return world.with_articles(text)
+
+
+def styled(content: str, descriptor: str, template: str = TEMPLATE) -> str:
+    """The templated prompt: content, then the style descriptor."""
+    descriptor = " ".join(str(descriptor).split())
+    if not descriptor:
+        raise ValueError("the style descriptor is empty; name the style, e.g. 'stained glass'")
+    if "{content}" not in template or "{descriptor}" not in template:
+        raise ValueError(f"a template needs {{content}} and {{descriptor}}, got {template!r}")
+    return template.format(content=content_phrase(content), descriptor=descriptor)
+
+
+def descriptor_of(style: str) -> str:
+    """A mini-world style name ('neon') -> its descriptor ('glowing neon'); other text is kept as is."""
+    return world.STYLES.get(style, style)
+
+
+def propose_content(clip, image) -> tuple[str, float]:
+    """What the mini CLIP thinks the reference shows: ('a pink star', confidence), zero-shot over
+    the mini world's contents and colours."""
+    from .clip import colour_prompt, content_prompt
+
+    image = image[None] if image.ndim == 3 else image
+    content_p = clip.zero_shot(image, [content_prompt(c) for c in world.CONTENTS])[0]
+    colour_p = clip.zero_shot(image, [colour_prompt(c) for c in world.COLOURS])[0]
+    content, colour = world.CONTENTS[int(content_p.argmax())], list(world.COLOURS)[int(colour_p.argmax())]
+    return world.with_articles(f"a {colour} {content}"), float(content_p.max() * colour_p.max())

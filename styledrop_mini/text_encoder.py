@@ -1,0 +1,91 @@
+"""The text encoder T: prompts -> per-token features that the masked transformer attends to.
+
+Muse and aMUSEd condition on a frozen pretrained text encoder (T5-XXL, CLIP). We use the text tower of
+our mini CLIP, frozen. The seam is small, so any encoder that returns the same three things fits:
+
+    encoder(prompts) -> TextFeatures(tokens (B, T, width), mask (B, T) bool, pooled (B, width'))
+
+`ClipTextEncoder` wraps the mini CLIP (or any open_clip model); `HFTextEncoder` wraps a transformers
+text model (`CLIPTextModel`, `T5EncoderModel`) with its tokenizer, loaded from a local path.
+The empty prompt "" is allowed here: it is the unconditional prompt n of classifier-free guidance.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn as nn
+
+
+@dataclass
+class TextFeatures:
+    tokens: torch.Tensor  # (B, T, width): one feature per prompt token
+    mask: torch.Tensor  # (B, T) bool: True for real tokens, False for padding
+    pooled: torch.Tensor  # (B, width'): one vector per prompt
+
+    def to(self, device) -> "TextFeatures":
+        return TextFeatures(self.tokens.to(device), self.mask.to(device), self.pooled.to(device))
+
+    def __getitem__(self, index) -> "TextFeatures":
+        return TextFeatures(self.tokens[index], self.mask[index], self.pooled[index])
+
+    def __len__(self) -> int:
+        return len(self.tokens)
+
+    @staticmethod
+    def cat(parts: list["TextFeatures"]) -> "TextFeatures":
+        return TextFeatures(*(torch.cat([getattr(p, k) for p in parts]) for k in ("tokens", "mask", "pooled")))
+
+
+def _prompts(prompts) -> list[str]:
+    prompts = [prompts] if isinstance(prompts, str) else list(prompts)
+    if not prompts or not all(isinstance(p, str) for p in prompts):
+        raise ValueError("prompts must be a string or a non-empty list of strings")
+    return prompts
+
+
+class ClipTextEncoder(nn.Module):
+    """The frozen text tower of an open_clip CLIP (ours by default): features after the final norm."""
+
+    def __init__(self, clip):
+        super().__init__()
+        self.clip = clip.eval().requires_grad_(False)
+        self.model = clip.model
+        self.width = self.model.transformer.width
+        self.context_length = self.model.context_length
+
+    @torch.no_grad()
+    def forward(self, prompts) -> TextFeatures:
+        prompts = _prompts(prompts)
+        ids = self.clip.tokenizer(prompts).to(self.model.token_embedding.weight.device)
+        m = self.model
+        x = m.token_embedding(ids) + m.positional_embedding
+        x = m.ln_final(m.transformer(x, attn_mask=m.attn_mask))
+        pooled = m.encode_text(ids)  # the CLIP text embedding (pooled at the end token, projected)
+        return TextFeatures(x.float(), ids != 0, pooled.float())  # open_clip pads with id 0
+
+
+class HFTextEncoder(nn.Module):
+    """A transformers text model and its tokenizer, e.g.
+    `HFTextEncoder(CLIPTextModel.from_pretrained(path), CLIPTokenizer.from_pretrained(path))`."""
+
+    def __init__(self, model, tokenizer, max_length: int = 32):
+        super().__init__()
+        self.model = model.eval().requires_grad_(False)
+        self.tokenizer = tokenizer
+        self.max_length = max_length
+        self.width = model.config.hidden_size if hasattr(model.config, "hidden_size") else model.config.d_model
+
+    @torch.no_grad()
+    def forward(self, prompts) -> TextFeatures:
+        prompts = _prompts(prompts)
+        enc = self.tokenizer(prompts, padding="max_length", truncation=True, max_length=self.max_length,
+                             return_tensors="pt")
+        device = next(self.model.parameters()).device
+        ids, mask = enc["input_ids"].to(device), enc["attention_mask"].to(device).bool()
+        out = self.model(input_ids=ids, attention_mask=mask.long())
+        tokens = out.last_hidden_state.float()
+        pooled = getattr(out, "pooler_output", None)
+        if pooled is None:  # T5 has no pooled output: average the real tokens
+            pooled = (tokens * mask[..., None]).sum(1) / mask.sum(1, keepdim=True).clamp_min(1)
+        return TextFeatures(tokens, mask, pooled.float())

@@ -1,0 +1,148 @@
+import pytest
+import torch
+
+from styledrop_mini import adapters, prompts
+from styledrop_mini.adapters import AdapterConfig, attach, count, gate, load_adapter, save_adapter
+from styledrop_mini.checkpoints import CheckpointError
+from styledrop_mini.sampling import adapter_guided_logits, guided_logits
+from styledrop_mini.text_encoder import TextFeatures
+from styledrop_mini.transformer import MaskedTransformer, TransformerConfig
+
+CFG = TransformerConfig(codebook_size=16, grid=4, width=64, layers=2, heads=2, text_width=8)
+
+
+def text(batch=2, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return TextFeatures(torch.randn(batch, 5, 8, generator=g), torch.ones(batch, 5, dtype=torch.bool),
+                        torch.randn(batch, 8, generator=g))
+
+
+def inputs():
+    return torch.randint(0, 17, (2, 16), generator=torch.Generator().manual_seed(1))
+
+
+@pytest.mark.parametrize("kind", ["bottleneck", "lora"])
+def test_zero_init_reproduces_the_base_model_and_only_adapters_train(kind):
+    torch.manual_seed(0)
+    base = MaskedTransformer(CFG).eval()
+    t, tokens = text(), inputs()
+    with torch.no_grad():
+        before = base(tokens, t.tokens, t.mask)
+    params = attach(base, AdapterConfig(kind=kind, d_prj=2, lora_rank=2))
+    with torch.no_grad():
+        assert torch.equal(base(tokens, t.tokens, t.mask), before)  # W_up = 0 / LoRA B = 0
+    trainable = [p for p in base.parameters() if p.requires_grad]
+    assert {id(p) for p in trainable} == {id(p) for p in params} and trainable
+    base(tokens, t.tokens, t.mask).sum().backward()
+    assert all(p.grad is None for p in base.parameters() if not p.requires_grad)
+    n_adapter, n_base = count(base)
+    assert n_adapter == sum(p.numel() for p in params) and n_adapter < 0.05 * n_base
+
+
+def test_the_default_adapter_is_under_one_percent_of_the_bundled_size_model():
+    model = MaskedTransformer(TransformerConfig())
+    attach(model, AdapterConfig())
+    n_adapter, n_base = count(model)
+    assert n_adapter / n_base < 0.01, (n_adapter, n_base)
+
+
+def test_gate_switches_adapters_per_example_and_adapter_guidance_reduces_to_cfg():
+    torch.manual_seed(0)
+    model = MaskedTransformer(CFG).eval()
+    base_copy = MaskedTransformer(CFG).eval()
+    base_copy.load_state_dict(model.state_dict())
+    attach(model, AdapterConfig(d_prj=2))
+    for m in adapters.adapters_of(model):  # make the adapters do something
+        torch.nn.init.normal_(m.up.weight, std=0.5)
+    t, u, tokens = text(seed=1), text(seed=2), inputs()
+    with torch.no_grad():
+        adapted = model(tokens, t.tokens, t.mask)
+        base = base_copy(tokens, t.tokens, t.mask)
+        assert not torch.allclose(adapted, base, atol=1e-4)
+        with gate(model, torch.tensor([1.0, 0.0])):
+            mixed = model(tokens, t.tokens, t.mask)
+        assert torch.allclose(mixed[0], adapted[0], atol=1e-5) and torch.allclose(mixed[1], base[1], atol=1e-5)
+        # Eq. 4 with lambda_A = 0 is the adapted logits plus the base model's guidance term
+        got = adapter_guided_logits(model, t, u, 0.0, 2.0)(tokens)
+        base_u = base_copy(tokens, u.tokens, u.mask)
+        assert torch.allclose(got, adapted + 2.0 * (base - base_u), atol=1e-4)
+        full = adapter_guided_logits(model, t, u, 1.5, 2.0)(tokens)
+        assert torch.allclose(full, adapted + 1.5 * (adapted - base) + 2.0 * (base - base_u), atol=1e-4)
+        # with the adapters gated off everywhere it is plain classifier-free guidance (scale 1 + lambda_B)
+        with gate(model, 0.0):
+            plain = guided_logits(model, t, u, 3.0)(tokens)
+        assert torch.allclose(plain, base_u + 3.0 * (base - base_u), atol=1e-4)
+
+
+def test_save_load_round_trip_and_wrong_base(tmp_path):
+    torch.manual_seed(0)
+    model = MaskedTransformer(CFG)
+    attach(model, AdapterConfig(d_prj=3))
+    for m in adapters.adapters_of(model):
+        torch.nn.init.normal_(m.up.weight)
+    path = tmp_path / "style.safetensors"
+    save_adapter(model, path, {"base_fingerprint": "abc", "descriptor": "stained glass"})
+    assert path.stat().st_size < 64 * 1024
+    fresh = MaskedTransformer(CFG)
+    fresh.load_state_dict({k: v for k, v in model.state_dict().items() if k in fresh.state_dict()})
+    load_adapter(fresh, path, base_fingerprint="abc")
+    t, tokens = text(), inputs()
+    with torch.no_grad():
+        assert torch.allclose(fresh(tokens, t.tokens, t.mask), model(tokens, t.tokens, t.mask), atol=1e-6)
+    assert fresh.adapter_info["descriptor"] == "stained glass"
+    with pytest.raises(CheckpointError, match="tuned on base model abc"):
+        load_adapter(MaskedTransformer(CFG), path, base_fingerprint="xyz")
+    with pytest.raises(CheckpointError, match="do not fit|shape"):
+        load_adapter(MaskedTransformer(TransformerConfig(codebook_size=16, grid=4, width=32, layers=2, heads=2,
+                                                         text_width=8)), path)
+    with pytest.raises(ValueError, match="already has adapters"):
+        attach(fresh, AdapterConfig())
+    with pytest.raises(ValueError, match="unknown adapter kind"):
+        AdapterConfig(kind="prefix").check()
+
+
+def test_templates():
+    assert prompts.styled("a yellow house", "stained glass") == "a yellow house in stained glass style"
+    assert prompts.styled("arrow", "glowing neon") == "an arrow in glowing neon style"
+    assert prompts.styled("  letter A ", "watercolor painting") == "a letter A in watercolor painting style"
+    assert prompts.descriptor_of("neon") == "glowing neon" and prompts.descriptor_of("crayon") == "crayon"
+    with pytest.raises(ValueError, match="content is empty"):
+        prompts.styled("  ", "neon")
+    with pytest.raises(ValueError, match="descriptor is empty"):
+        prompts.styled("a star", "")
+    with pytest.raises(ValueError, match="needs"):
+        prompts.styled("a star", "neon", template="{content} in neon")
+
+
+def test_cli_style_tune_generate_and_demo_end_to_end(tmp_path, capsys):
+    from PIL import Image
+
+    from styledrop_mini.cli import main
+    from styledrop_mini.settings import STYLES_DIR
+
+    # a user's reference: RGBA, not square, not 64 px
+    ref = Image.open(STYLES_DIR / "stained_glass.png").convert("RGBA").resize((200, 150))
+    ref.save(tmp_path / "ref.png")
+    adapter = tmp_path / "glass.safetensors"
+    assert main(["style-tune", str(tmp_path / "ref.png"), "--content", "yellow house", "--style", "stained glass",
+                 "-o", str(adapter), "--steps", "3"]) == 0
+    out = capsys.readouterr().out
+    assert "centre-cropped and resized to 64x64" in out and "'a yellow house in stained glass style'" in out
+    assert adapter.exists() and adapter.stat().st_size < 200 * 1024
+    grid = tmp_path / "grid.png"
+    assert main(["generate", "a letter A", "--adapter", str(adapter), "-n", "2", "--steps", "3", "-o", str(grid)]) == 0
+    assert "'a letter A in stained glass style'" in capsys.readouterr().out and grid.exists()
+    # no content given: the mini CLIP proposes one and says so
+    assert main(["style-tune", str(tmp_path / "ref.png"), "--style", "stained glass", "-o", str(tmp_path / "b"),
+                 "--steps", "2"]) == 0
+    assert "the mini CLIP proposes" in capsys.readouterr().out
+    # bad references are clear errors
+    (tmp_path / "broken.png").write_bytes(b"not an image")
+    assert main(["style-tune", str(tmp_path / "broken.png"), "--style", "x", "-o", str(tmp_path / "c")]) == 2
+    assert "broken.png: not a readable image" in capsys.readouterr().err
+    assert main(["style-tune", str(tmp_path / "missing.png"), "--style", "x", "-o", str(tmp_path / "c")]) == 2
+    assert "no such file" in capsys.readouterr().err
+    # the main job, shrunk
+    assert main(["demo", "--steps", "3", "-n", "2", "-o", str(tmp_path / "demo.png")]) == 0
+    out = capsys.readouterr().out
+    assert "StyleDrop" in out and "base model" in out and (tmp_path / "demo.png").exists()
