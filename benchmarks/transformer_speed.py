@@ -134,7 +134,7 @@ def main():
     print(f"| device | {result['device']} ({result['torch_threads']} threads) |\n|---|---|\n"
           f"| matmul peak | fp32 {result['matmul_peak_gflops_fp32']}, bf16 {result['matmul_peak_gflops_bf16']} GFLOP/s |\n"
           f"| training | {t['tokens_per_s']} tokens/s ({t['images_per_s']} images/s), {t['model_gflops']} GFLOP/s, "
-          f"MFU {100 * t['mfu']:.0f} % of the {result['precision']} peak |\n"
+          f"MFU {100 * t['mfu']:.1f} % of the {result['precision']} peak |\n"
           + "".join(f"| sampling {k} | {v['images_per_s']} images/s, {v['forward_passes']} passes |\n" for k, v in s.items()))
     print(f"wrote {out}")
 

@@ -97,19 +97,18 @@ class MusePipeline:
             out = decode(make(chunk), seeds, cfg.n_tokens, cfg.mask_id, settings, self.device, keep_steps)
             if keep_steps:
                 out, history = out
-                steps.append(torch.stack([self.decode_tokens(self._fill(h)) for h in history]))
+                steps.append(torch.stack([self.decode_partial(h) for h in history]))
             images.append(self.decode_tokens(out))
         images = torch.cat(images)
         return (images, torch.cat(steps, dim=1)) if keep_steps else images
 
-    def _fill(self, partial: torch.Tensor) -> torch.Tensor:
-        """For pictures of the decoding: masked tokens drawn as a grey code so the grid reads as 'unknown'."""
-        return torch.where(partial == self.transformer.config.mask_id, self.grey_token(), partial)
-
-    def grey_token(self) -> int:
-        """The code whose decoded patch is closest to mid-grey (drawn where a token is still masked)."""
-        if not hasattr(self, "_grey"):
-            codes = torch.arange(self.tokenizer.config.codebook_size, device=self.device)
-            patches = self.tokenizer.decode(codes.view(-1, 1, 1).expand(-1, self.grid, self.grid).contiguous())
-            self._grey = int((patches - 0.5).abs().mean((1, 2, 3)).argmin())
-        return self._grey
+    @torch.no_grad()
+    def decode_partial(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Token rows (B, N) that may hold [MASK] -> images with every still-masked patch painted grey."""
+        cfg = self.transformer.config
+        masked = tokens == cfg.mask_id
+        images = self.decode_tokens(torch.where(masked, torch.zeros_like(tokens), tokens))
+        patch = images.shape[-1] // self.grid
+        pixels = masked.view(-1, 1, self.grid, self.grid).float().cpu()
+        pixels = torch.nn.functional.interpolate(pixels, scale_factor=patch, mode="nearest").bool()
+        return torch.where(pixels, torch.full_like(images, 0.5), images)
