@@ -114,11 +114,12 @@ def guided_logits(model, cond: TextFeatures, uncond: TextFeatures, scale: float)
 def decode_one_at_a_time(logits_fn: LogitsFn, seeds: list[int], n_tokens: int, mask_id: int,
                          temperature: float = 1.0, device="cpu") -> torch.Tensor:
     """The slow baseline: N forward passes, each fixing the single most confident masked token."""
-    settings = SamplerSettings(steps=n_tokens, temperature=temperature, choice_temperature=0.0)
+    if not temperature > 0:
+        raise ValueError(f"temperature must be positive, got {temperature}")
     device = torch.device(device)
     generators = _row_generators(seeds, device)
     tokens = torch.full((len(seeds), n_tokens), mask_id, dtype=torch.long, device=device)
-    for _ in range(settings.steps):
+    for _ in range(n_tokens):
         masked = tokens == mask_id
         logits = logits_fn(tokens).float()
         sampled = (logits / temperature + _gumbel(logits.shape[1:], generators, device)).argmax(-1)
