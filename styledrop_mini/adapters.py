@@ -185,6 +185,7 @@ def tune(pipe, images: torch.Tensor, prompts: list[str], config: AdapterConfig |
     if steps < 1 or batch_size < 1 or not lr > 0:
         raise ValueError(f"steps, batch size and learning rate must be positive, got {steps}, {batch_size}, {lr}")
     model = copy.deepcopy(pipe.transformer).cpu()
+    torch.manual_seed(seed)  # the adapters' initial W_down: same seed, same adapter
     attach(model, config or AdapterConfig())
     tokens = pipe.tokenizer.encode(images.to(pipe.device)).flatten(1).cpu().short()
     zeros = torch.zeros(len(prompts), dtype=torch.long)

@@ -146,3 +146,16 @@ def test_cli_style_tune_generate_and_demo_end_to_end(tmp_path, capsys):
     assert main(["demo", "--steps", "3", "-n", "2", "-o", str(tmp_path / "demo.png")]) == 0
     out = capsys.readouterr().out
     assert "StyleDrop" in out and "base model" in out and (tmp_path / "demo.png").exists()
+
+
+def test_tuning_is_reproducible_for_a_seed():
+    from styledrop_mini.pipeline import MusePipeline
+
+    pipe = MusePipeline.load()
+    image = torch.rand(3, 64, 64)
+    torch.rand(5)  # whatever ran before must not matter
+    a, _ = adapters.tune(pipe, image, ["a red star in neon style"], steps=3, seed=1)
+    torch.rand(7)
+    b, _ = adapters.tune(pipe, image, ["a red star in neon style"], steps=3, seed=1)
+    sa, sb = adapters.adapter_state(a), adapters.adapter_state(b)
+    assert all(torch.equal(sa[k], sb[k]) for k in sa)
