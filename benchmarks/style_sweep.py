@@ -23,7 +23,6 @@ from styledrop_mini.clip import MiniClip
 from styledrop_mini.images import fit_square, load_image, pil_to_tensor
 from styledrop_mini.judges import Judges
 from styledrop_mini.pipeline import MusePipeline
-from styledrop_mini.sampling import adapter_guided_logits
 from styledrop_mini.settings import STYLES_DIR
 
 
@@ -39,8 +38,8 @@ def draw(pipe, model, contents, descriptor, seeds, lambdas, template=True):
     prompt_list = [t for t in texts for _ in range(seeds)]
     if model is None:
         return pipe.generate(prompt_list, seed=0, progress=False), prompt_list
-    make = lambda chunk: adapter_guided_logits(model, pipe.text(chunk), pipe.text([""] * len(chunk)), *lambdas)
-    return pipe.generate(prompt_list, seed=0, logits_fn_for=make, progress=False), prompt_list
+    return pipe.generate(prompt_list, seed=0, logits_fn_for=pipe.adapter_guided(model, *lambdas),
+                         progress=False), prompt_list
 
 
 def evaluate(pipe, judges, clip, ref, model, seeds, lambdas, n_contents=12):

@@ -21,7 +21,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .checkpoints import CheckpointError, config_from_dict, read_checkpoint, save_checkpoint
+from .checkpoints import CheckpointError, check_tensors, config_from_dict, read_checkpoint, save_checkpoint
 
 KIND = "adapter"
 
@@ -156,15 +156,7 @@ def load_adapter(model, path, base_fingerprint: str | None = None):
         raise CheckpointError(f"{path}: this adapter was tuned on base model {expected}, "
                               f"not on the one loaded ({base_fingerprint}); use the base it was tuned on")
     attach(model, config_from_dict(AdapterConfig, config, path))
-    own = adapter_state(model)
-    if set(own) != set(tensors):
-        raise CheckpointError(f"{path}: adapter tensors do not fit this base model "
-                              f"(missing {sorted(set(own) - set(tensors))[:3]}, "
-                              f"unexpected {sorted(set(tensors) - set(own))[:3]})")
-    for name, tensor in tensors.items():
-        if tensor.shape != own[name].shape:
-            raise CheckpointError(f"{path}: adapter tensor {name!r} has shape {tuple(tensor.shape)}, "
-                                  f"this base model needs {tuple(own[name].shape)}")
+    check_tensors(adapter_state(model), tensors, path, "the adapters of this base model")
     model.load_state_dict(tensors, strict=False)
     model.adapter_info = info
     return model

@@ -90,19 +90,24 @@ def config_from_dict(config_cls, config: dict, path):
         raise CheckpointError(f"{path}: config does not fit {config_cls.__name__} ({exc})") from exc
 
 
-def load_state(model: torch.nn.Module, tensors: dict[str, torch.Tensor], path) -> torch.nn.Module:
-    """Load tensors into `model`, naming any missing, unexpected or mis-shaped tensor."""
-    own = model.state_dict()
-    missing = sorted(set(own) - set(tensors))
-    unexpected = sorted(set(tensors) - set(own))
+def check_tensors(expected: dict[str, torch.Tensor], tensors: dict[str, torch.Tensor], path, owner: str) -> None:
+    """Raise a CheckpointError naming any missing, unexpected or mis-shaped tensor."""
+    missing = sorted(set(expected) - set(tensors))
+    unexpected = sorted(set(tensors) - set(expected))
     if missing or unexpected:
-        raise CheckpointError(f"{path}: tensors do not match {type(model).__name__}: "
+        raise CheckpointError(f"{path}: tensors do not match {owner}: "
                               f"missing {missing[:5]}{'...' if len(missing) > 5 else ''}, "
                               f"unexpected {unexpected[:5]}{'...' if len(unexpected) > 5 else ''}")
     for name, tensor in tensors.items():
-        if tensor.shape != own[name].shape:
+        if tensor.shape != expected[name].shape:
             raise CheckpointError(f"{path}: tensor {name!r} has shape {tuple(tensor.shape)}, "
-                                  f"the model expects {tuple(own[name].shape)}")
+                                  f"{owner} expects {tuple(expected[name].shape)}")
+
+
+def load_state(model: torch.nn.Module, tensors: dict[str, torch.Tensor], path) -> torch.nn.Module:
+    """Load tensors into `model`, naming any missing, unexpected or mis-shaped tensor."""
+    own = model.state_dict()
+    check_tensors(own, tensors, path, f"the {type(model).__name__} model")
     model.load_state_dict({k: v.to(own[k].dtype) for k, v in tensors.items()})
     return model
 

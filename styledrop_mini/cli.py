@@ -31,7 +31,6 @@ def cmd_demo(args) -> int:
     from .images import fit_square, image_grid, load_image, pil_to_tensor, tensor_to_pil
     from .judges import Judges
     from .pipeline import MusePipeline
-    from .sampling import adapter_guided_logits
     from .settings import STYLES_DIR
 
     start = time.perf_counter()
@@ -54,9 +53,7 @@ def cmd_demo(args) -> int:
     new_prompts = [prompts.styled(c, ref["descriptor"]) for c in contents]
     print(f"2/3 drawing {len(contents)} new contents in {ref['descriptor']!r} style, with StyleDrop and "
           "with the base model given the same prompt")
-    lambda_a, lambda_b = adapters.GUIDANCE
-    styledrop = pipe.generate(new_prompts, seed=args.seed, logits_fn_for=lambda chunk: adapter_guided_logits(
-        model, pipe.text(chunk), pipe.text([""] * len(chunk)), lambda_a, lambda_b))
+    styledrop = pipe.generate(new_prompts, seed=args.seed, logits_fn_for=pipe.adapter_guided(model, *adapters.GUIDANCE))
     base = pipe.generate(new_prompts, seed=args.seed)
 
     print("3/3 measuring (judges know the truth; CLIP gives StyleDrop's text and style scores)")
@@ -205,13 +202,11 @@ def cmd_generate(args) -> int:
     prompt, make = args.prompt, None
     if args.adapter:
         from . import prompts
-        from .sampling import adapter_guided_logits
         adapted, info = pipe.with_adapter(args.adapter)
         if not args.no_template:
             prompt = prompts.styled(prompt, info["descriptor"], info.get("template", prompts.TEMPLATE))
         print(f"adapter {args.adapter}: prompt {prompt!r}, lambda_A {args.lambda_a}, lambda_B {args.lambda_b}")
-        make = lambda chunk: adapter_guided_logits(adapted, pipe.text(chunk), pipe.text([""] * len(chunk)),
-                                                   args.lambda_a, args.lambda_b)
+        make = pipe.adapter_guided(adapted, args.lambda_a, args.lambda_b)
     start = time.perf_counter()
     images = pipe.generate([prompt] * args.n, seed=args.seed, settings=settings, logits_fn_for=make)
     tiles = [tensor_to_pil(im) for im in images]
@@ -225,6 +220,7 @@ def cmd_generate(args) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     from .adapters import GUIDANCE, TUNING, AdapterConfig
+    from .prompts import TEMPLATE
     from .sampling import SamplerSettings
 
     parser = argparse.ArgumentParser(prog="styledrop-mini", description=__doc__)
@@ -299,7 +295,7 @@ def build_parser() -> argparse.ArgumentParser:
     tune.add_argument("--style", required=True, help='the style descriptor, e.g. "stained glass"')
     tune.add_argument("--content", help='what the reference shows, e.g. "a yellow house" (default: CLIP proposes)')
     tune.add_argument("--out", "-o", required=True, help="adapter file to write (.safetensors)")
-    tune.add_argument("--template", default="{content} in {descriptor} style")
+    tune.add_argument("--template", default=TEMPLATE)
     tune.add_argument("--kind", choices=["bottleneck", "lora"], default="bottleneck")
     tune.add_argument("--d-prj", type=int, default=AdapterConfig.d_prj, help="bottleneck width (LoRA: rank)")
     tune.add_argument("--steps", type=int, default=TUNING["steps"])

@@ -73,6 +73,13 @@ class MusePipeline:
         cond = self.text(prompts)
         return guided_logits(self.transformer, cond, self.text([negative] * len(cond)), guidance)
 
+    def adapter_guided(self, adapted, lambda_a: float, lambda_b: float):
+        """`logits_fn_for` of `generate` for an adapted model: StyleDrop's Eq. 4 with the empty prompt as n."""
+        from .sampling import adapter_guided_logits
+
+        return lambda prompts: adapter_guided_logits(adapted, self.text(prompts), self.text([""] * len(prompts)),
+                                                     lambda_a, lambda_b)
+
     @torch.no_grad()
     def generate(self, prompts, seed: int = 0, settings: SamplerSettings | None = None, batch_size: int = 64,
                  logits_fn_for=None, progress: bool = True, keep_steps: bool = False):

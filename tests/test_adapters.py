@@ -92,7 +92,7 @@ def test_save_load_round_trip_and_wrong_base(tmp_path):
     assert fresh.adapter_info["descriptor"] == "stained glass"
     with pytest.raises(CheckpointError, match="tuned on base model abc"):
         load_adapter(MaskedTransformer(CFG), path, base_fingerprint="xyz")
-    with pytest.raises(CheckpointError, match="do not fit|shape"):
+    with pytest.raises(CheckpointError, match="has shape .* the adapters of this base model expects"):
         load_adapter(MaskedTransformer(TransformerConfig(codebook_size=16, grid=4, width=32, layers=2, heads=2,
                                                          text_width=8)), path)
     with pytest.raises(ValueError, match="already has adapters"):

@@ -58,7 +58,7 @@ def test_config_that_disagrees_with_tensors_names_the_tensor(tmp_path):
     tensors = model.state_dict()
     config = dict(TINY_TOK.__dict__, codebook_size=64)  # the file claims a bigger codebook
     save_checkpoint(tmp_path / "t.safetensors", tensors, "tokenizer", json.loads(json.dumps(config)))
-    with pytest.raises(CheckpointError, match=r"tensor 'quantizer.codebook' has shape \(32, 8\), the model expects \(64, 8\)"):
+    with pytest.raises(CheckpointError, match=r"tensor 'quantizer.codebook' has shape \(32, 8\), the VQTokenizer model expects \(64, 8\)"):
         VQTokenizer.load(tmp_path / "t.safetensors")
 
 
