@@ -19,38 +19,14 @@ from pathlib import Path
 import torch
 
 from styledrop_mini import adapters, metrics, prompts, world
+from styledrop_mini.datasets import style_references
 from styledrop_mini.clip import MiniClip
-from styledrop_mini.images import fit_square, load_image, pil_to_tensor
 from styledrop_mini.judges import Judges
 from styledrop_mini.pipeline import MusePipeline
-from styledrop_mini.settings import STYLES_DIR
 
 
-def references() -> dict[str, dict]:
-    rows = [json.loads(line) for line in (STYLES_DIR / "metadata.jsonl").read_text().splitlines()]
-    for r in rows:
-        r["image"] = pil_to_tensor(fit_square(load_image(STYLES_DIR / r["file_name"]), 64))
-    return {r["style"]: r for r in rows}
-
-
-def draw(pipe, model, contents, descriptor, seeds, lambdas, template=True):
-    texts = [prompts.styled(c, descriptor) if template else prompts.content_phrase(c) for c in contents]
-    prompt_list = [t for t in texts for _ in range(seeds)]
-    if model is None:
-        return pipe.generate(prompt_list, seed=0, progress=False), prompt_list
-    return pipe.generate(prompt_list, seed=0, logits_fn_for=pipe.adapter_guided(model, *lambdas),
-                         progress=False), prompt_list
-
-
-def evaluate(pipe, judges, clip, ref, model, seeds, lambdas, n_contents=12):
-    contents = metrics.style_eval_contents(exclude=ref["content"], n=n_contents)
-    images, prompt_list = draw(pipe, model, contents, ref["descriptor"], seeds, lambdas)
-    labels = [c for c in contents for _ in range(seeds)]
-    report = metrics.style_report(images, labels, ref["style"], prompt_list, judges, clip, ref["image"])
-    # content leakage: generated images the judges take for the reference's own content
-    verdict = judges.judge(images)["content"]["labels"]
-    report["leak_reference_content"] = sum(v == ref["content"] for v in verdict) / len(verdict)
-    return report
+def evaluate(pipe, judges, clip, ref, model, seeds, lambdas):
+    return metrics.style_transfer_report(pipe, judges, clip, ref, model, seeds, lambdas)[0]
 
 
 def main():
@@ -62,7 +38,7 @@ def main():
     torch.manual_seed(0)
     pipe = MusePipeline.load()
     judges, clip = Judges.load(pipe.folder / "judges.safetensors"), MiniClip.load(pipe.folder / "clip.safetensors")
-    refs = references()
+    refs = style_references()
     results = []
 
     def tuned(ref, **settings):

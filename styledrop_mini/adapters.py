@@ -7,7 +7,8 @@ cross-attention block and after the MLP block), and trains only those:
 
 Because W_up starts at zero, the adapted model Ĝ starts as exactly the base model G. The adapters
 go into the blocks' named places (`after_cross`, `after_mlp`), so transformer.py never changes.
-LoRA on the attention projections is the alternative (`kind="lora"`), for comparison.
+LoRA on the attention projections is the alternative (`kind="lora"`), and full fine-tuning of every
+weight (`kind="full"`) the costly baseline, both for comparison.
 
 Adapter guidance (paper Eq. 4) needs Ĝ and G on the same tokens. Every adapter takes a per-example
 *gate* (1 = adapted, 0 = base), so Ĝ(v, t), G(v, t) and G(v, n) run as one batch of three.
@@ -34,7 +35,7 @@ GUIDANCE = (1.0, 3.0)  # (lambda_A, lambda_B)
 
 @dataclass
 class AdapterConfig:
-    kind: str = "bottleneck"  # "bottleneck" (StyleDrop) or "lora"
+    kind: str = "bottleneck"  # "bottleneck" (StyleDrop), "lora", or "full" (every weight trains: a baseline)
     d_prj: int = 4  # bottleneck width (paper: 4 in round 1, 32 in round 2)
     places: tuple = ("after_cross", "after_mlp")  # where bottlenecks go in each block
     lora_rank: int = 4
@@ -42,8 +43,8 @@ class AdapterConfig:
     lora_targets: tuple = ("attn.qkv", "attn.out", "cross.q", "cross.kv", "cross.out")
 
     def check(self) -> "AdapterConfig":
-        if self.kind not in ("bottleneck", "lora"):
-            raise ValueError(f"unknown adapter kind {self.kind!r}; use 'bottleneck' or 'lora'")
+        if self.kind not in ("bottleneck", "lora", "full"):
+            raise ValueError(f"unknown adapter kind {self.kind!r}; use 'bottleneck', 'lora' or 'full'")
         if self.kind == "bottleneck" and not 1 <= self.d_prj <= 1024:
             raise ValueError(f"d_prj must lie in [1, 1024], got {self.d_prj}")
         if self.kind == "lora" and not 1 <= self.lora_rank <= 1024:
@@ -91,11 +92,15 @@ class LoRALinear(_Gated):
 
 
 def attach(model, config: AdapterConfig) -> list[nn.Parameter]:
-    """Freeze `model` and put adapters into it; returns the adapters' (trainable) parameters."""
+    """Freeze `model` and put adapters into it; returns the adapters' (trainable) parameters.
+    (kind "full" attaches nothing and leaves every weight trainable.)"""
     config.check()
-    if adapters_of(model):
+    if adapters_of(model) or hasattr(model, "adapter_config"):
         raise ValueError("this model already has adapters; load a fresh base model to attach new ones")
-    model.requires_grad_(False)
+    model.requires_grad_(config.kind == "full")
+    model.adapter_config = config
+    if config.kind == "full":
+        return list(model.parameters())
     width = model.config.width
     for block in model.blocks:
         if config.kind == "bottleneck":
@@ -108,7 +113,6 @@ def attach(model, config: AdapterConfig) -> list[nn.Parameter]:
                 parent_name, leaf = target.split(".")
                 parent = getattr(block, parent_name)
                 setattr(parent, leaf, LoRALinear(getattr(parent, leaf), config.lora_rank, config.lora_alpha))
-    model.adapter_config = config
     return [p for m in adapters_of(model) for n, p in m.named_parameters() if not n.startswith("base.")]
 
 
@@ -145,6 +149,9 @@ def gate(model, values: torch.Tensor | float | None):
 def save_adapter(model, path, info: dict) -> None:
     """A small safetensors file: the adapters' tensors, their config, and `info` (base fingerprint,
     descriptor, template, settings)."""
+    if model.adapter_config.kind == "full":
+        raise ValueError("a fully fine-tuned transformer is a whole new model, not an adapter; "
+                         "save it with model.save(path)")
     save_checkpoint(path, adapter_state(model), KIND, asdict(model.adapter_config), info)
 
 

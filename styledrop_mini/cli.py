@@ -24,50 +24,42 @@ def cmd_world_sheet(args) -> int:
 
 def cmd_demo(args) -> int:
     """The main job: learn a held-out style from its one bundled reference image, then draw new content."""
-    import json
-
     from . import adapters, metrics, prompts
     from .clip import MiniClip
-    from .images import fit_square, image_grid, load_image, pil_to_tensor, tensor_to_pil
+    from .datasets import style_references
+    from .images import image_grid, tensor_to_pil
     from .judges import Judges
     from .pipeline import MusePipeline
-    from .settings import STYLES_DIR
 
     start = time.perf_counter()
-    refs = {r["style"]: r for r in map(json.loads, (STYLES_DIR / "metadata.jsonl").read_text().splitlines())}
+    refs = style_references()
     if args.style not in refs:
         raise ValueError(f"no bundled reference for style {args.style!r}; choose from {', '.join(refs)}")
     ref = refs[args.style]
     pipe = MusePipeline.load()
-    reference = pil_to_tensor(fit_square(load_image(STYLES_DIR / ref["file_name"]), 64))
     caption = prompts.styled(ref["reference_content"], ref["descriptor"])
     print(f"1/3 style tuning on ONE image, {ref['file_name']}, captioned {caption!r}")
     settings = {**adapters.TUNING, **({"steps": args.steps} if args.steps else {})}
-    model, _ = adapters.tune(pipe, reference, [caption], seed=args.seed, **settings)
+    model, _ = adapters.tune(pipe, ref["image"], [caption], seed=args.seed, **settings)
     n_adapter, n_base = adapters.count(model)
-    tuned = time.perf_counter()
     print(f"    {n_adapter:,} adapter parameters ({100 * n_adapter / n_base:.2f} % of the base model) "
-          f"in {tuned - start:.0f} s")
+          f"in {time.perf_counter() - start:.0f} s")
 
     contents = metrics.style_eval_contents(exclude=ref["content"], n=args.n)
-    new_prompts = [prompts.styled(c, ref["descriptor"]) for c in contents]
     print(f"2/3 drawing {len(contents)} new contents in {ref['descriptor']!r} style, with StyleDrop and "
-          "with the base model given the same prompt")
-    styledrop = pipe.generate(new_prompts, seed=args.seed, logits_fn_for=pipe.adapter_guided(model, *adapters.GUIDANCE))
-    base = pipe.generate(new_prompts, seed=args.seed)
-
-    print("3/3 measuring (judges know the truth; CLIP gives StyleDrop's text and style scores)")
+          "with the base model given the same prompt, and measuring them")
     judges = Judges.load(pipe.folder / "judges.safetensors")
     clip = MiniClip.load(pipe.folder / "clip.safetensors")
-    report = {name: metrics.style_report(images, contents, args.style, new_prompts, judges, clip, reference)
-              for name, images in (("StyleDrop", styledrop), ("base model", base))}
+    runs = {name: metrics.style_transfer_report(pipe, judges, clip, ref, m, seeds=1, n_contents=args.n, seed=args.seed)
+            for name, m in (("StyleDrop", model), ("base model", None))}
+    print("3/3 scores (judges know the truth; CLIP gives StyleDrop's text and style scores)")
     print(f"    {'':12s} {'style right':>11s} {'content right':>13s} {'CLIP style':>10s} {'CLIP text':>9s}")
-    for name, r in report.items():
+    for name, (r, _, _) in runs.items():
         print(f"    {name:12s} {r['judge_style']:11.0%} {r['judge_content']:13.0%} {r['clip_style']:10.3f} "
               f"{r['clip_text']:9.3f}")
-    ref_tile = tensor_to_pil(reference)
-    grid = image_grid([[ref_tile] + [tensor_to_pil(i) for i in styledrop], [ref_tile] + [tensor_to_pil(i) for i in base]],
-                      row_labels=["StyleDrop", "base model"], col_labels=["reference"] + contents, tile=96,
+    ref_tile = tensor_to_pil(ref["image"])
+    grid = image_grid([[ref_tile] + [tensor_to_pil(i) for i in images] for _, images, _ in runs.values()],
+                      row_labels=list(runs), col_labels=["reference"] + contents, tile=96,
                       title=f"{ref['descriptor']} style, learnt from one image ({caption!r})")
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -174,3 +174,16 @@ class ImageFolder(Dataset):
                                    f"line {self.line_numbers[index]})") from exc
         return _labelled(pil_to_tensor(image), row["text"], row.get("content", ""),
                          row.get("colour", ""), row.get("style", ""))
+
+
+def style_references(folder=None, size: int = 64) -> dict[str, dict]:
+    """The bundled single reference image of each held-out style (data/styles/): style name ->
+    its metadata row ("descriptor", "reference_content", "content", ...) plus "image", a (3, size, size) tensor."""
+    from .images import fit_square
+    from .settings import STYLES_DIR
+
+    folder = Path(folder) if folder else STYLES_DIR
+    rows = [json.loads(line) for line in (folder / "metadata.jsonl").read_text().splitlines() if line.strip()]
+    for row in rows:
+        row["image"] = pil_to_tensor(fit_square(load_image(folder / row["file_name"]), size))
+    return {row["style"]: row for row in rows}

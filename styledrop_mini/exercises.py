@@ -273,3 +273,93 @@ def _guidance(answer) -> str:
             raise ExerciseError("the difference points the wrong way: (l_c - l_u) moves towards the prompt")
         raise ExerciseError(f"at scale {scale} the result differs from l_u + s (l_c - l_u)")
     return "s = 0 gives the unconditional logits, s = 1 the conditional ones, s > 1 pushes past them"
+
+
+# ---------------------------------------------------------------------------------------------
+# 04_adapters
+# ---------------------------------------------------------------------------------------------
+@exercise("04.adapter_params")
+def _adapter_params(answer) -> str:
+    from .adapters import AdapterConfig, attach, count
+    from .transformer import MaskedTransformer, TransformerConfig
+
+    for width, layers, d_prj in ((256, 4, 4), (64, 2, 8), (128, 3, 32)):
+        model = MaskedTransformer(TransformerConfig(width=width, layers=layers, heads=4))
+        attach(model, AdapterConfig(d_prj=d_prj))
+        want, got = count(model)[0], int(answer(width, layers, d_prj))
+        if got == want:
+            continue
+        if got == layers * 2 * 2 * width * d_prj:
+            raise ExerciseError("the weights are right but the biases are missing: each Linear has one "
+                                "(d_prj for W_down, width for W_up)")
+        if got * 2 == want:
+            raise ExerciseError("there are TWO adapters per block: after the cross-attention and after the MLP")
+        if got == 2 * (2 * width * d_prj + d_prj + width):
+            raise ExerciseError("that is one block; every one of the `layers` blocks has its own adapters")
+        raise ExerciseError(f"width {width}, {layers} layers, d_prj {d_prj}: got {got:,}, the library counts {want:,}")
+    return "2 adapters x layers x (2 x width x d_prj + d_prj + width); the bundled G: " \
+           f"{int(answer(256, 4, 4)):,} parameters"
+
+
+@exercise("04.bottleneck")
+def _bottleneck(answer) -> str:
+    import torch
+
+    from .adapters import Bottleneck
+
+    torch.manual_seed(4)
+    layer = Bottleneck(16, 3)
+    torch.nn.init.normal_(layer.up.weight, std=0.5)  # a trained adapter: W_up is no longer zero
+    torch.nn.init.normal_(layer.up.bias, std=0.1)
+    h = torch.randn(2, 5, 16)
+    with torch.no_grad():
+        want = layer(h)
+        got = torch.as_tensor(answer(h, layer.down.weight, layer.down.bias, layer.up.weight, layer.up.bias))
+        if got.shape != want.shape:
+            raise ExerciseError(f"the output keeps the shape of h, {tuple(h.shape)}; got {tuple(got.shape)}")
+        if torch.allclose(got, want - h, atol=1e-5):
+            raise ExerciseError("add the input back: the adapter is a residual, h + W_up GELU(W_down h)")
+        no_gelu = h + (h @ layer.down.weight.T + layer.down.bias) @ layer.up.weight.T + layer.up.bias
+        if torch.allclose(got, no_gelu, atol=1e-5):
+            raise ExerciseError("the GELU between W_down and W_up is missing (without it the bottleneck is linear)")
+        if not torch.allclose(got, want, atol=1e-5):
+            raise ExerciseError("the result differs from h + W_up GELU(W_down h + b_down) + b_up; "
+                                "nn.Linear stores W as (out, in), so x @ W.T")
+    return "h + W_up · GELU(W_down · h): equal to styledrop_mini.adapters.Bottleneck"
+
+
+# ---------------------------------------------------------------------------------------------
+# 05_templated_prompts
+# ---------------------------------------------------------------------------------------------
+@exercise("05.leakage")
+def _leakage(answer) -> str:
+    cases = ((["house", "letter A", "house", "circle"], "house", 0.5), (["star"] * 3, "house", 0.0),
+             (["moon"], "moon", 1.0))
+    for labels, reference, want in cases:
+        got = float(answer(labels, reference))
+        if abs(got - want) < 1e-9:
+            continue
+        if abs(got - want * len(labels)) < 1e-9 and want:
+            raise ExerciseError("give the share (a fraction of the images), not the count")
+        if abs(got - (1 - want)) < 1e-9:
+            raise ExerciseError("that is the share of images NOT showing the reference's content")
+        raise ExerciseError(f"labels {labels}, reference content {reference!r}: got {got}, expected {want}")
+    return "leakage = share of new images the judges take for the reference's own content"
+
+
+@exercise("05.descriptor")
+def _descriptor(answer) -> str:
+    from .prompts import styled
+
+    for content, descriptor in (("yellow house", "stained glass"), ("letter A", "glowing neon"),
+                                ("orange arrow", "watercolor painting"), ("letter I", "3d drop shadow")):
+        prompt = styled(content, descriptor)
+        got = answer(prompt)
+        if got == descriptor:
+            continue
+        if isinstance(got, str) and got.endswith("style"):
+            raise ExerciseError(f"{prompt!r}: drop the final word 'style', got {got!r}")
+        if isinstance(got, str) and got.strip() != got:
+            raise ExerciseError(f"{prompt!r}: strip the spaces around the descriptor, got {got!r}")
+        raise ExerciseError(f"{prompt!r}: got {got!r}, expected {descriptor!r} (split at the LAST ' in ')")
+    return "the descriptor is what sits between the last ' in ' and ' style'"

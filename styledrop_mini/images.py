@@ -117,3 +117,12 @@ def image_grid(rows: list[list[Image.Image]], row_labels=None, col_labels=None, 
             sheet.paste(im.resize((tile, tile), Image.NEAREST) if im.width != tile else im,
                         (left + pad + j * (tile + pad), y))
     return sheet
+
+
+def tensor_grid(images, cols: int, row_labels=None, col_labels=None, tile: int = 64, title: str | None = None,
+                label_width: int = 140) -> Image.Image:
+    """image_grid for a batch of image tensors (B, 3, H, W) in [0, 1], laid out row by row, `cols` per row."""
+    tiles = [tensor_to_pil(image) for image in images]
+    rows = [tiles[i:i + cols] for i in range(0, len(tiles), cols)]
+    return image_grid(rows, row_labels=row_labels, col_labels=col_labels, tile=tile, title=title,
+                      label_width=label_width if row_labels else 0)

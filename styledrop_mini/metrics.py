@@ -124,3 +124,26 @@ def style_report(images: torch.Tensor, contents: list[str], style: str, prompts:
     return {"judge_content": acc["content"], "judge_style": acc["style"],
             "clip_text": float(text.mean()), "clip_text_se": float(text.std() / n ** 0.5),
             "clip_style": float(style_scores.mean()), "clip_style_se": float(style_scores.std() / n ** 0.5)}
+
+
+@torch.no_grad()
+def style_transfer_report(pipe, judges, clip, ref: dict, model=None, seeds: int = 4, guidance=None,
+                          n_contents: int = 12, prompt_for=None, seed: int = 0) -> tuple[dict, torch.Tensor, list]:
+    """StyleDrop's test: draw `n_contents` contents the reference does not show, `seeds` images each,
+    with `model` (adapted, Eq. 4 guidance `(lambda_A, lambda_B)`) or, with None, the base model given
+    the same prompt. `ref` is a row of datasets.style_references(). Returns (report, images, prompts);
+    the report is style_report's plus "leak_reference_content": the share of images the judges take
+    for the reference's own content."""
+    from . import prompts as templates
+    from .adapters import GUIDANCE
+
+    contents = style_eval_contents(exclude=ref["content"], n=n_contents)
+    prompt_for = prompt_for or (lambda content: templates.styled(content, ref["descriptor"]))
+    prompt_list = [prompt_for(c) for c in contents for _ in range(seeds)]
+    logits_fn_for = None if model is None else pipe.adapter_guided(model, *(guidance or GUIDANCE))
+    images = pipe.generate(prompt_list, seed=seed, logits_fn_for=logits_fn_for, progress=False)
+    labels = [c for c in contents for _ in range(seeds)]
+    report = style_report(images, labels, ref["style"], prompt_list, judges, clip, ref["image"])
+    verdict = judges.judge(images)["content"]["labels"]
+    report["leak_reference_content"] = sum(v == ref["content"] for v in verdict) / len(verdict)
+    return report, images, prompt_list

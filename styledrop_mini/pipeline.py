@@ -77,8 +77,9 @@ class MusePipeline:
         """`logits_fn_for` of `generate` for an adapted model: StyleDrop's Eq. 4 with the empty prompt as n."""
         from .sampling import adapter_guided_logits
 
+        full = getattr(getattr(adapted, "adapter_config", None), "kind", None) == "full"
         return lambda prompts: adapter_guided_logits(adapted, self.text(prompts), self.text([""] * len(prompts)),
-                                                     lambda_a, lambda_b)
+                                                     lambda_a, lambda_b, base=self.transformer if full else None)
 
     @torch.no_grad()
     def generate(self, prompts, seed: int = 0, settings: SamplerSettings | None = None, batch_size: int = 64,

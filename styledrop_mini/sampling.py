@@ -130,21 +130,27 @@ def decode_one_at_a_time(logits_fn: LogitsFn, seeds: list[int], n_tokens: int, m
 
 
 def adapter_guided_logits(model, cond: TextFeatures, uncond: TextFeatures, lambda_a: float,
-                          lambda_b: float) -> LogitsFn:
+                          lambda_b: float, base=None) -> LogitsFn:
     """StyleDrop's adapter guidance (paper Eq. 4), for a model with adapters attached:
 
         l = Ĝ(v,t;θ) + λ_A (Ĝ(v,t;θ) − G(v,t)) + λ_B (G(v,t) − G(v,n))
 
     Ĝ, G and the unconditional G run as one batch of three, the adapters gated off for the last two.
-    λ_A = λ_B = 0 is the plain adapted model; λ_A = 0 keeps only the base model's guidance term."""
+    λ_A = λ_B = 0 is the plain adapted model; λ_A = 0 keeps only the base model's guidance term.
+    A fully fine-tuned copy has no adapters to gate off: pass the frozen base model as `base`."""
     from .adapters import gate
 
     def logits_fn(tokens):
         B = len(tokens)
-        gates = torch.cat([torch.ones(B), torch.zeros(2 * B)])
-        with gate(model, gates):
-            both = model(torch.cat([tokens] * 3), torch.cat([cond.tokens, cond.tokens, uncond.tokens]),
-                         torch.cat([cond.mask, cond.mask, uncond.mask]))
-        adapted, base, base_uncond = both.chunk(3)
-        return adapted + lambda_a * (adapted - base) + lambda_b * (base - base_uncond)
+        if base is None:
+            gates = torch.cat([torch.ones(B), torch.zeros(2 * B)])
+            with gate(model, gates):
+                both = model(torch.cat([tokens] * 3), torch.cat([cond.tokens, cond.tokens, uncond.tokens]),
+                             torch.cat([cond.mask, cond.mask, uncond.mask]))
+            adapted, g, g_uncond = both.chunk(3)
+        else:
+            adapted = model(tokens, cond.tokens, cond.mask)
+            g, g_uncond = base(torch.cat([tokens] * 2), torch.cat([cond.tokens, uncond.tokens]),
+                               torch.cat([cond.mask, uncond.mask])).chunk(2)
+        return adapted + lambda_a * (adapted - g) + lambda_b * (g - g_uncond)
     return logits_fn

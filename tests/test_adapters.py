@@ -68,6 +68,9 @@ def test_gate_switches_adapters_per_example_and_adapter_guidance_reduces_to_cfg(
         assert torch.allclose(got, adapted + 2.0 * (base - base_u), atol=1e-4)
         full = adapter_guided_logits(model, t, u, 1.5, 2.0)(tokens)
         assert torch.allclose(full, adapted + 1.5 * (adapted - base) + 2.0 * (base - base_u), atol=1e-4)
+        # a separate base model (how a fully fine-tuned copy is guided) gives the same logits
+        separate = adapter_guided_logits(model, t, u, 1.5, 2.0, base=base_copy)(tokens)
+        assert torch.allclose(separate, full, atol=1e-4)
         # with the adapters gated off everywhere it is plain classifier-free guidance (scale 1 + lambda_B)
         with gate(model, 0.0):
             plain = guided_logits(model, t, u, 3.0)(tokens)
@@ -159,3 +162,13 @@ def test_tuning_is_reproducible_for_a_seed():
     b, _ = adapters.tune(pipe, image, ["a red star in neon style"], steps=3, seed=1)
     sa, sb = adapters.adapter_state(a), adapters.adapter_state(b)
     assert all(torch.equal(sa[k], sb[k]) for k in sa)
+
+
+def test_full_fine_tuning_trains_every_weight_and_is_not_saved_as_an_adapter(tmp_path):
+    model = MaskedTransformer(CFG)
+    params = attach(model, AdapterConfig(kind="full"))
+    assert len(params) == len(list(model.parameters())) and all(p.requires_grad for p in model.parameters())
+    with pytest.raises(ValueError, match="already has adapters"):
+        attach(model, AdapterConfig())
+    with pytest.raises(ValueError, match="whole new model"):
+        save_adapter(model, tmp_path / "full.safetensors", {})

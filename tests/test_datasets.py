@@ -6,7 +6,7 @@ import torch
 from PIL import Image
 
 from styledrop_mini import world
-from styledrop_mini.datasets import ImageFolder, ImageFolderError, MiniWorld, export_image_folder
+from styledrop_mini.datasets import ImageFolder, ImageFolderError, MiniWorld, export_image_folder, style_references
 
 
 def test_items_have_image_caption_and_matching_labels():
@@ -161,3 +161,12 @@ def test_cli_export_and_contact_sheet(tmp_path, capsys):
     assert sheet.width > 1000 and np.asarray(sheet).std() > 20
     assert main(["world", "export", str(tmp_path / "x"), "--styles", "cubist"]) == 2
     assert "unknown styles" in capsys.readouterr().err
+
+
+def test_bundled_style_references_are_the_held_out_styles_with_their_captions():
+    refs = style_references()
+    assert set(refs) == set(world.HELD_OUT_STYLES)
+    for style, ref in refs.items():
+        assert ref["image"].shape == (3, 64, 64) and 0 <= ref["image"].min() and ref["image"].max() <= 1
+        assert ref["descriptor"] == world.STYLES[style] and ref["content"] in world.CONTENTS
+        assert ref["text"] == f"{ref['reference_content']} in {ref['descriptor']} style"

@@ -70,3 +70,29 @@ def test_guidance_checker():
         check("03.guidance", lambda c, u, s: c + s * (c - u))
     with pytest.raises(ExerciseError, match="wrong way"):
         check("03.guidance", lambda c, u, s: u + s * (u - c))
+
+
+def test_adapter_checkers_explain_missing_biases_and_gelu():
+    import torch.nn.functional as F
+
+    check("04.adapter_params", lambda w, layers, d: layers * 2 * (2 * w * d + d + w))
+    with pytest.raises(ExerciseError, match="biases"):
+        check("04.adapter_params", lambda w, layers, d: layers * 2 * 2 * w * d)
+    with pytest.raises(ExerciseError, match="TWO adapters"):
+        check("04.adapter_params", lambda w, layers, d: layers * (2 * w * d + d + w))
+    check("04.bottleneck", lambda h, wd, bd, wu, bu: h + F.gelu(h @ wd.T + bd) @ wu.T + bu)
+    with pytest.raises(ExerciseError, match="GELU"):
+        check("04.bottleneck", lambda h, wd, bd, wu, bu: h + (h @ wd.T + bd) @ wu.T + bu)
+    with pytest.raises(ExerciseError, match="residual"):
+        check("04.bottleneck", lambda h, wd, bd, wu, bu: F.gelu(h @ wd.T + bd) @ wu.T + bu)
+
+
+def test_prompt_checkers():
+    check("05.descriptor", lambda p: p.rpartition(" in ")[2].removesuffix(" style"))
+    with pytest.raises(ExerciseError, match="style"):
+        check("05.descriptor", lambda p: p.rpartition(" in ")[2])
+    with pytest.raises(ExerciseError, match="LAST"):
+        check("05.descriptor", lambda p: p.split(" in ")[0])
+    check("05.leakage", lambda labels, ref: sum(x == ref for x in labels) / len(labels))
+    with pytest.raises(ExerciseError, match="share"):
+        check("05.leakage", lambda labels, ref: sum(x == ref for x in labels))

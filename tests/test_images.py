@@ -3,7 +3,7 @@ import pytest
 import torch
 from PIL import Image
 
-from styledrop_mini.images import ImageLoadError, image_grid, load_image, pil_to_tensor, tensor_to_pil
+from styledrop_mini.images import ImageLoadError, image_grid, load_image, pil_to_tensor, tensor_grid, tensor_to_pil
 
 
 def test_tensor_round_trip():
@@ -76,3 +76,11 @@ def test_grid_size():
     assert sheet.size == (3 * 9 + 1, 2 * 9 + 1)
     with pytest.raises(ValueError):
         image_grid([])
+
+
+def test_tensor_grid_lays_out_rows_of_tensors():
+    images = torch.zeros(5, 3, 8, 8)
+    images[4, 0] = 1.0  # the last image is red: it must land in row 2, column 2
+    sheet = tensor_grid(images, cols=3, tile=8)
+    assert sheet.size == (3 * 10 + 2, 2 * 10 + 2)
+    assert sheet.getpixel((2 + 1 * 10 + 4, 2 + 1 * 10 + 4)) == (255, 0, 0)
