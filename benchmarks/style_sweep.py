@@ -2,6 +2,7 @@
 
     python benchmarks/style_sweep.py tuning      # steps x learning rate, d_prj 4
     python benchmarks/style_sweep.py guidance    # lambda_A x lambda_B at the default tuning
+    python benchmarks/style_sweep.py adapter     # d_prj 4 / 4 shared / 16 / 32, and LoRA rank 4, at the default tuning
     python benchmarks/style_sweep.py accept      # the acceptance table: 12 new contents x 4 seeds per style
 
 Every adapter is tuned on the style's ONE bundled reference image (data/styles/), then draws contents
@@ -31,7 +32,7 @@ def evaluate(pipe, judges, clip, ref, model, seeds, lambdas):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("what", choices=["tuning", "guidance", "accept"])
+    parser.add_argument("what", choices=["tuning", "guidance", "adapter", "accept"])
     parser.add_argument("--styles", nargs="+", default=list(world.HELD_OUT_STYLES))
     parser.add_argument("--seeds", type=int, default=2, help="images per content (accept: 4)")
     args = parser.parse_args()
@@ -60,6 +61,17 @@ def main():
             for la, lb in itertools.product((0.0, 1.0, 2.0), (0.0, 1.0, 3.0, 5.0)):
                 r = evaluate(pipe, judges, clip, ref, model, args.seeds, (la, lb))
                 results.append({"style": style, "lambda_a": la, "lambda_b": lb, **r})
+                print(results[-1], flush=True)
+        elif args.what == "adapter":
+            for name, config in (("d_prj 4", adapters.AdapterConfig()),
+                                 ("d_prj 4 shared", adapters.AdapterConfig(shared=True)),
+                                 ("d_prj 16", adapters.AdapterConfig(d_prj=16)),
+                                 ("d_prj 32", adapters.AdapterConfig(d_prj=32)),
+                                 ("LoRA rank 4", adapters.AdapterConfig(kind="lora"))):
+                model, seconds = tuned(ref, config=config)
+                r = evaluate(pipe, judges, clip, ref, model, args.seeds, adapters.GUIDANCE)
+                results.append({"style": style, "adapter": name, "parameters": adapters.count(model)[0],
+                                "tune_seconds": round(seconds, 1), **r})
                 print(results[-1], flush=True)
         else:
             model, seconds = tuned(ref)

@@ -23,7 +23,7 @@ import torch
 from styledrop_mini.sampling import SamplerSettings, decode, decode_one_at_a_time, guided_logits
 from styledrop_mini.settings import CHECKPOINT_DIR
 from styledrop_mini.text_encoder import TextFeatures
-from styledrop_mini.training import autocast, pick_device
+from styledrop_mini.training import RECIPES, autocast, pick_device
 from styledrop_mini.transformer import MaskedTransformer, TransformerConfig, masked_loss, random_mask
 
 
@@ -67,7 +67,8 @@ def text_features(batch: int, length: int, width: int, device) -> TextFeatures:
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--batch-size", type=int, default=RECIPES["base"]["batch_size"],
+                        help="training batch (default: the base recipe's)")
     parser.add_argument("--precision", default="bf16", choices=["auto", "bf16", "fp32"],
                         help="training autocast, as in `styledrop-mini train base --precision` (recipe: bf16)")
     parser.add_argument("--sample-batch", type=int, default=32)
@@ -104,7 +105,7 @@ def main():
         loss.backward()
         opt.step()
 
-    seconds = timed(train_step, device, 10)
+    seconds = timed(train_step, device, 20)
     tokens_per_s = B * cfg.n_tokens / seconds
     flops = model_flops_per_token(cfg, text_len) * tokens_per_s / 1e9
     result["train"] = {"batch_size": B, "step_seconds": round(seconds, 4), "tokens_per_s": round(tokens_per_s),

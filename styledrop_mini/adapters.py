@@ -37,6 +37,7 @@ GUIDANCE = (1.0, 3.0)  # (lambda_A, lambda_B)
 class AdapterConfig:
     kind: str = "bottleneck"  # "bottleneck" (StyleDrop), "lora", or "full" (every weight trains: a baseline)
     d_prj: int = 4  # bottleneck width (paper: 4 in round 1, 32 in round 2)
+    shared: bool = False  # one W_down, W_up for all layers (per place), each layer keeps its own biases as offsets
     places: tuple = ("after_cross", "after_mlp")  # where bottlenecks go in each block
     lora_rank: int = 4
     lora_alpha: float = 4.0
@@ -102,18 +103,24 @@ def attach(model, config: AdapterConfig) -> list[nn.Parameter]:
     if config.kind == "full":
         return list(model.parameters())
     width = model.config.width
+    lead = {}  # place -> the first layer's bottleneck, whose matrices the others share when `shared`
     for block in model.blocks:
         if config.kind == "bottleneck":
             for place in config.places:
                 if place not in block.ADAPTER_PLACES:
                     raise ValueError(f"unknown adapter place {place!r}; choose from {block.ADAPTER_PLACES}")
-                setattr(block, place, Bottleneck(width, config.d_prj))
+                adapter = Bottleneck(width, config.d_prj)
+                if config.shared and place in lead:
+                    adapter.down.weight, adapter.up.weight = lead[place].down.weight, lead[place].up.weight
+                lead.setdefault(place, adapter)
+                setattr(block, place, adapter)
         else:
             for target in config.lora_targets:
                 parent_name, leaf = target.split(".")
                 parent = getattr(block, parent_name)
                 setattr(parent, leaf, LoRALinear(getattr(parent, leaf), config.lora_rank, config.lora_alpha))
-    return [p for m in adapters_of(model) for n, p in m.named_parameters() if not n.startswith("base.")]
+    params = {id(p): p for m in adapters_of(model) for n, p in m.named_parameters() if not n.startswith("base.")}
+    return list(params.values())  # a shared matrix once
 
 
 def adapters_of(model) -> list[_Gated]:
@@ -121,9 +128,15 @@ def adapters_of(model) -> list[_Gated]:
 
 
 def adapter_state(model) -> dict[str, torch.Tensor]:
-    """Only the adapters' tensors (what a style file holds)."""
-    return {k: v for k, v in model.state_dict().items()
-            if any(part in k for part in ("after_cross.", "after_mlp.", "after_attn.", "lora_a", "lora_b"))}
+    """Only the adapters' tensors (what a style file holds); a matrix shared across layers appears once,
+    under the first layer's name (loading it there sets it for every layer)."""
+    state, seen = {}, set()
+    for k, v in model.state_dict().items():
+        if any(part in k for part in ("after_cross.", "after_mlp.", "after_attn.", "lora_a", "lora_b")):
+            if v.data_ptr() not in seen:
+                seen.add(v.data_ptr())
+                state[k] = v
+    return state
 
 
 def count(model) -> tuple[int, int]:

@@ -162,7 +162,7 @@ def cmd_style_tune(args) -> int:
               "pass --content to choose it yourself")
     descriptor = prompts.descriptor_of(args.style)
     caption = prompts.styled(content, descriptor, args.template)
-    config = adapters.AdapterConfig(kind=args.kind, d_prj=args.d_prj, lora_rank=args.d_prj)
+    config = adapters.AdapterConfig(kind=args.kind, d_prj=args.d_prj, lora_rank=args.d_prj, shared=args.shared)
     start = time.perf_counter()
     model, history = adapters.tune(pipe, tensor, [caption], config, steps=args.steps, batch_size=args.batch_size,
                                    lr=args.lr, seed=args.seed, device=device)
@@ -290,6 +290,8 @@ def build_parser() -> argparse.ArgumentParser:
     tune.add_argument("--template", default=TEMPLATE)
     tune.add_argument("--kind", choices=["bottleneck", "lora"], default="bottleneck")
     tune.add_argument("--d-prj", type=int, default=AdapterConfig.d_prj, help="bottleneck width (LoRA: rank)")
+    tune.add_argument("--shared", action="store_true",
+                      help="share the bottleneck matrices across layers, with per-layer bias offsets (paper, round 1)")
     tune.add_argument("--steps", type=int, default=TUNING["steps"])
     tune.add_argument("--batch-size", type=int, default=TUNING["batch_size"])
     tune.add_argument("--lr", type=float, default=TUNING["lr"])

@@ -172,3 +172,29 @@ def test_full_fine_tuning_trains_every_weight_and_is_not_saved_as_an_adapter(tmp
         attach(model, AdapterConfig())
     with pytest.raises(ValueError, match="whole new model"):
         save_adapter(model, tmp_path / "full.safetensors", {})
+
+
+def test_shared_adapters_share_matrices_across_layers_and_round_trip(tmp_path):
+    torch.manual_seed(0)
+    base = MaskedTransformer(CFG)
+    per_layer, shared = MaskedTransformer(CFG), MaskedTransformer(CFG)
+    per_layer.load_state_dict(base.state_dict()); shared.load_state_dict(base.state_dict())
+    attach(per_layer, AdapterConfig(d_prj=2))
+    params = attach(shared, AdapterConfig(d_prj=2, shared=True))
+    w, d, layers = CFG.width, 2, CFG.layers
+    assert count(per_layer)[0] == layers * 2 * (2 * w * d + d + w)
+    assert count(shared)[0] == 2 * (2 * w * d) + layers * 2 * (d + w)  # matrices once, biases per layer
+    assert sum(p.numel() for p in params) == count(shared)[0]
+    assert shared.blocks[0].after_mlp.up.weight is shared.blocks[1].after_mlp.up.weight
+    assert shared.blocks[0].after_mlp.up.bias is not shared.blocks[1].after_mlp.up.bias
+    for p in params:  # a "trained" adapter
+        torch.nn.init.normal_(p, std=0.3)
+    path = tmp_path / "shared.safetensors"
+    save_adapter(shared, path, {})
+    again = MaskedTransformer(CFG)
+    again.load_state_dict(base.state_dict())
+    load_adapter(again, path)
+    assert again.blocks[1].after_cross.down.weight is again.blocks[0].after_cross.down.weight
+    t, tokens = text(), inputs()
+    with torch.no_grad():
+        assert torch.allclose(again(tokens, t.tokens, t.mask), shared(tokens, t.tokens, t.mask), atol=1e-6)
