@@ -172,12 +172,71 @@ def cmd_style_tune(args) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     adapters.save_adapter(model, out, {
         "base_fingerprint": fingerprint(pipe.folder / "base.safetensors"), "descriptor": descriptor,
-        "template": args.template, "reference_caption": caption, "reference": str(args.reference),
+        "template": args.template, "reference_caption": caption, "reference": str(Path(args.reference).resolve()),
+        "style": args.style,
         "steps": args.steps, "batch_size": args.batch_size, "lr": args.lr, "seed": args.seed,
         "train_seconds": round(seconds, 1), "final_loss": history[-1]["loss"] if history else None,
         "command": "styledrop-mini " + " ".join(sys.argv[1:])})
     print(f"tuned {n_adapter:,} adapter parameters ({100 * n_adapter / n_base:.2f} % of the base model's "
           f"{n_base:,}) on {caption!r} in {seconds:.0f} s; wrote {out.resolve()}")
+    return 0
+
+
+def cmd_feedback_pool(args) -> int:
+    """Round 2, step 1: draw the pool with a round-1 adapter, scored by the mini CLIP."""
+    from . import feedback, world
+    from .clip import MiniClip
+    from .images import fit_square, load_image, pil_to_tensor
+    from .pipeline import MusePipeline
+
+    pipe = MusePipeline.load(args.checkpoints)
+    adapted, info = pipe.with_adapter(args.adapter)
+    descriptor, caption = info.get("descriptor", ""), info.get("reference_caption", "")
+    reference = args.reference or info.get("reference")
+    if not reference or not Path(reference).is_file():
+        raise FileNotFoundError(f"the style reference {reference!r} is not there; pass --reference")
+    ref_content = caption.removesuffix(f" in {descriptor} style")
+    content = max((c for c in world.CONTENTS if c in ref_content), key=len, default="")
+    ref = {"style": info.get("style", descriptor), "descriptor": descriptor, "reference_content": ref_content,
+           "content": content, "file_name": str(reference),
+           "image": pil_to_tensor(fit_square(load_image(reference), pipe.tokenizer.config.image_size))}
+    settings = feedback.FeedbackSettings(per_prompt=args.per_prompt, n_prompts=args.prompts, seed=args.seed,
+                                         guidance=(args.lambda_a, args.lambda_b))
+    clip = MiniClip.load(pipe.folder / "clip.safetensors")
+    run = feedback.make_pool(pipe, adapted, ref, args.out, clip, settings, round1_file=str(args.adapter))
+    print(f"wrote a pool of {len(run.pool)} images ({settings.n_prompts} prompts x {settings.per_prompt}) "
+          f"to {Path(args.out).resolve()}")
+    return 0
+
+
+def cmd_feedback_select(args) -> int:
+    from . import feedback
+
+    run = feedback.Run.open(args.run)
+    if (args.ids is None) == (args.rule is None):
+        raise ValueError("give either --ids (ids or pool file names) or --rule clip|random")
+    if args.ids is not None:
+        ids = args.ids
+    elif args.rule == "clip":
+        ids = feedback.select_clip(run.pool, args.min_style)
+    else:
+        ids = feedback.select_random(run.pool, args.seed)
+    name = args.name or args.rule or "human"
+    chosen = run.select(name, ids, rule=args.rule or "ids")
+    print(f"selection {name!r}: {len(chosen)} images {chosen}; saved in {run.selection_path(name)}")
+    return 0
+
+
+def cmd_feedback_train(args) -> int:
+    from . import feedback
+    from .pipeline import MusePipeline
+
+    run = feedback.Run.open(args.run)
+    settings = feedback.FeedbackSettings(**{**run.manifest["settings"], "steps": args.steps, "d_prj": args.d_prj,
+                                            "include_reference": not args.no_reference})
+    _, path = feedback.train_round(MusePipeline.load(args.checkpoints), run, args.selection, settings=settings,
+                                   seed=args.seed)
+    print(f"round 2 on selection {args.selection!r}: wrote {path.resolve()}")
     return 0
 
 
@@ -212,6 +271,7 @@ def cmd_generate(args) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     from .adapters import GUIDANCE, TUNING, AdapterConfig
+    from .feedback import FeedbackSettings
     from .prompts import TEMPLATE
     from .sampling import SamplerSettings
 
@@ -299,6 +359,37 @@ def build_parser() -> argparse.ArgumentParser:
     tune.add_argument("--device", default="cpu")
     tune.add_argument("--checkpoints", help="folder with the checkpoints (default: data/checkpoints)")
     tune.set_defaults(func=cmd_style_tune)
+
+    fb = sub.add_parser("feedback", help="StyleDrop round 2: pool, select (CLIP, random or you), train")
+    fb_sub = fb.add_subparsers(dest="step", required=True)
+    pool = fb_sub.add_parser("pool", help="draw the pool with a round-1 adapter into a run folder")
+    pool.add_argument("adapter", help="the round-1 adapter file (from style-tune)")
+    pool.add_argument("--out", "-o", required=True, help="the run folder to write")
+    pool.add_argument("--reference", help="the style reference image (default: the one the adapter records)")
+    pool.add_argument("--per-prompt", "-m", type=int, default=FeedbackSettings.per_prompt, help="images per prompt")
+    pool.add_argument("--prompts", "-p", type=int, default=FeedbackSettings.n_prompts, help="number of prompts")
+    pool.add_argument("--seed", type=int, default=0)
+    pool.add_argument("--lambda-a", type=float, default=GUIDANCE[0])
+    pool.add_argument("--lambda-b", type=float, default=GUIDANCE[1])
+    pool.add_argument("--checkpoints", help="folder with the checkpoints (default: data/checkpoints)")
+    pool.set_defaults(func=cmd_feedback_pool)
+    select = fb_sub.add_parser("select", help="save a selection of the pool (ids or file names, or a rule)")
+    select.add_argument("run")
+    select.add_argument("--ids", nargs="*", help="pool ids or file names, e.g. 3 17 0042.png")
+    select.add_argument("--rule", choices=["clip", "random"], help="CLIP feedback, or the random control")
+    select.add_argument("--min-style", type=float, help="CLIP rule: only images with at least this style score")
+    select.add_argument("--name", help="selection name (default: the rule, or 'human' for --ids)")
+    select.add_argument("--seed", type=int, default=0)
+    select.set_defaults(func=cmd_feedback_select)
+    train2 = fb_sub.add_parser("train", help="train a fresh round-2 adapter on a selection")
+    train2.add_argument("run")
+    train2.add_argument("--selection", default="human")
+    train2.add_argument("--steps", type=int, default=FeedbackSettings.steps)
+    train2.add_argument("--d-prj", type=int, default=FeedbackSettings.d_prj)
+    train2.add_argument("--no-reference", action="store_true", help="train on the selection only")
+    train2.add_argument("--seed", type=int, default=0)
+    train2.add_argument("--checkpoints", help="folder with the checkpoints (default: data/checkpoints)")
+    train2.set_defaults(func=cmd_feedback_train)
 
     evaluate = sub.add_parser("evaluate", help="measure the bundled models on fresh test renders")
     evaluate.add_argument("models", nargs="*", default=["tokenizer", "judges", "clip"])

@@ -1,0 +1,229 @@
+"""Iterative training with feedback: StyleDrop's second round.
+
+Tuning on one image overfits: some images drawn by the round-1 adapter carry the reference's
+content along with its style. Round 2 draws a *pool* (M images for each of P prompts) with the
+round-1 adapter, *selects* the good ones, and tunes a fresh adapter on them with their prompts.
+
+Who selects:
+  - CLIP feedback (CF): per prompt, the image with the highest CLIP text score (the paper's rule),
+    optionally only among images whose CLIP style score clears a floor;
+  - random: one image per prompt (the control);
+  - a person (HF), with the picker in widgets.py, or ids from Python / the CLI;
+  - a simulated person: the judges keep images whose content is right and whose style is the target.
+
+Everything lives in a run folder, so a run can be inspected, resumed and reproduced:
+
+    RUN/manifest.json             what was done, with which files and settings
+    RUN/reference.png             the style reference (round 2 may train on it too)
+    RUN/pool/0000.png ...         the pool, one PNG per image
+    RUN/pool.jsonl                one line per image: id, file, prompt, content, seed, CLIP scores
+    RUN/selections/NAME.json      a selection (ids), rewritten atomically at every change
+    RUN/round2_NAME.safetensors   the adapter trained on that selection
+"""
+from __future__ import annotations
+
+import json
+import os
+import random
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+
+from . import metrics, prompts as templates
+from .images import load_image, pil_to_tensor, tensor_to_pil
+
+# Contents for the pool: none of the 12 evaluation contents (metrics.STYLE_EVAL_CONTENTS), so round 2
+# is measured on contents it never trained on.
+POOL_CONTENTS = ("square", "star", "diamond", "cross", "ring", "hexagon", "lightning bolt",
+                 "letter B", "letter D", "letter G", "letter H", "letter N", "letter P", "letter T",
+                 "letter W", "letter Z")
+
+
+@dataclass
+class FeedbackSettings:
+    per_prompt: int = 8  # M: images drawn per prompt (paper: 64)
+    n_prompts: int = 12  # P: prompts (paper: 30)
+    seed: int = 0
+    guidance: tuple = (1.0, 3.0)  # Eq. 4 (lambda_A, lambda_B) for the pool
+    d_prj: int = 32  # round-2 adapter width (paper: 32, not shared)
+    steps: int = 300
+    lr: float = 3e-4
+    batch_size: int = 8
+    include_reference: bool = True  # train round 2 on the selection plus the reference image
+
+    def check(self) -> "FeedbackSettings":
+        if self.per_prompt < 1 or not 1 <= self.n_prompts <= len(POOL_CONTENTS):
+            raise ValueError(f"per_prompt must be >= 1 and n_prompts in [1, {len(POOL_CONTENTS)}], "
+                             f"got {self.per_prompt}, {self.n_prompts}")
+        if self.steps < 1 or self.d_prj < 1 or not self.lr > 0:
+            raise ValueError(f"steps, d_prj and lr must be positive, got {self.steps}, {self.d_prj}, {self.lr}")
+        self.guidance = tuple(self.guidance)
+        return self
+
+
+def write_json(path, data) -> None:
+    """Write JSON atomically (temporary file, then rename): a crash leaves the old file or the new one."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(data, indent=1))
+    os.replace(tmp, path)
+
+
+@dataclass
+class Run:
+    """A feedback run folder: its manifest, its pool, its selections."""
+    folder: Path
+    manifest: dict = field(default_factory=dict)
+    pool: list = field(default_factory=list)
+
+    @classmethod
+    def open(cls, folder) -> "Run":
+        folder = Path(folder)
+        if not (folder / "manifest.json").is_file():
+            raise FileNotFoundError(f"{folder} is not a feedback run (no manifest.json); make one with "
+                                    "feedback.make_pool or `styledrop-mini feedback pool`")
+        manifest = json.loads((folder / "manifest.json").read_text())
+        pool = [json.loads(line) for line in (folder / "pool.jsonl").read_text().splitlines() if line.strip()]
+        return cls(folder, manifest, pool)
+
+    def images(self, ids=None) -> torch.Tensor:
+        ids = range(len(self.pool)) if ids is None else ids
+        return torch.stack([pil_to_tensor(load_image(self.folder / self.pool[i]["file"])) for i in ids])
+
+    def selection_path(self, name: str) -> Path:
+        if not name or any(c in name for c in "/\\.") or name != name.strip():
+            raise ValueError(f"a selection name is a plain word like 'human' or 'clip', got {name!r}")
+        return self.folder / "selections" / f"{name}.json"
+
+    def selection(self, name: str) -> list[int]:
+        """The ids of a saved selection ([] when there is none yet)."""
+        path = self.selection_path(name)
+        return json.loads(path.read_text())["ids"] if path.is_file() else []
+
+    def select(self, name: str, ids, rule: str = "") -> list[int]:
+        """Save a selection (ids or pool file names) at once, atomically."""
+        by_file = {Path(item["file"]).name: item["id"] for item in self.pool}
+        chosen = []
+        for i in ids:
+            key = Path(str(i)).name
+            if isinstance(i, str) and key in by_file:
+                i = by_file[key]
+            try:
+                i = int(i)
+            except (TypeError, ValueError):
+                raise ValueError(f"{i!r} is neither a pool id nor a pool file name of {self.folder}") from None
+            if not 0 <= i < len(self.pool):
+                raise ValueError(f"pool id {i} out of range: the pool of {self.folder} has ids 0..{len(self.pool) - 1}")
+            if i not in chosen:
+                chosen.append(i)
+        write_json(self.selection_path(name), {"ids": chosen, "rule": rule or name, "saved": time.time()})
+        return chosen
+
+
+@torch.no_grad()
+def make_pool(pipe, adapted, ref: dict, folder, clip, settings: FeedbackSettings | None = None,
+              round1_file: str = "") -> Run:
+    """Draw the pool with the round-1 adapter: M images for each of P new contents, scored by CLIP."""
+    settings = (settings or FeedbackSettings()).check()
+    folder = Path(folder)
+    contents = [c for c in POOL_CONTENTS if c != ref["content"]][:settings.n_prompts]
+    prompt_list = [templates.styled(c, ref["descriptor"]) for c in contents for _ in range(settings.per_prompt)]
+    images = pipe.generate(prompt_list, seed=settings.seed, logits_fn_for=pipe.adapter_guided(adapted, *settings.guidance))
+    text = clip.text_score(images, prompt_list)
+    style = clip.style_score(images, ref["image"])
+    (folder / "pool").mkdir(parents=True, exist_ok=True)
+    tensor_to_pil(ref["image"]).save(folder / "reference.png")
+    pool = []
+    for i, (image, prompt) in enumerate(zip(images, prompt_list)):
+        file = f"pool/{i:04d}.png"
+        tensor_to_pil(image).save(folder / file)
+        pool.append({"id": i, "file": file, "prompt": prompt, "content": contents[i // settings.per_prompt],
+                     "seed": settings.seed + i, "clip_text": float(text[i]), "clip_style": float(style[i])})
+    (folder / "pool.jsonl").write_text("".join(json.dumps(item) + "\n" for item in pool))
+    manifest = {"style": ref["style"], "descriptor": ref["descriptor"], "reference": ref.get("file_name", ""),
+                "reference_caption": templates.styled(ref["reference_content"], ref["descriptor"]),
+                "round1_adapter": str(round1_file), "settings": asdict(settings), "pool_size": len(pool),
+                "rounds": []}
+    write_json(folder / "manifest.json", manifest)
+    return Run(folder, manifest, pool)
+
+
+# --- selection rules: each returns pool ids -----------------------------------------------------
+def by_prompt(pool) -> dict[str, list[dict]]:
+    groups: dict[str, list[dict]] = {}
+    for item in pool:
+        groups.setdefault(item["prompt"], []).append(item)
+    return groups
+
+
+def select_clip(pool, min_style: float | None = None) -> list[int]:
+    """CLIP feedback: per prompt, the highest CLIP text score (among images with a style score of at
+    least `min_style`, when given; a prompt with none above the floor contributes nothing)."""
+    chosen = []
+    for items in by_prompt(pool).values():
+        eligible = [it for it in items if min_style is None or it["clip_style"] >= min_style]
+        if eligible:
+            chosen.append(max(eligible, key=lambda it: it["clip_text"])["id"])
+    return chosen
+
+
+def select_random(pool, seed: int = 0) -> list[int]:
+    """The control: one image per prompt, uniformly at random."""
+    rng = random.Random(seed)
+    return [rng.choice(items)["id"] for items in by_prompt(pool).values()]
+
+
+def select_judged(pool, verdicts: dict, style: str, per_prompt: int = 1) -> list[int]:
+    """A simulated careful person: keep images whose judged content is the prompt's content and whose
+    judged style is `style` (at most `per_prompt` per prompt, the most confident first).
+    `verdicts` is Judges.judge(images) for the pool's images in pool order."""
+    content, styles = verdicts["content"], verdicts["style"]
+    chosen = []
+    for items in by_prompt(pool).values():
+        good = [it for it in items if content["labels"][it["id"]] == it["content"] and styles["labels"][it["id"]] == style]
+        good.sort(key=lambda it: -float(content["confidence"][it["id"]]) * float(styles["confidence"][it["id"]]))
+        chosen += [it["id"] for it in good[:per_prompt]]
+    return chosen
+
+
+def train_round(pipe, run: Run, name: str, reference: torch.Tensor | None = None, settings=None, seed: int = 0):
+    """Tune a fresh round-2 adapter on the selection `name` (with the reference, if the settings say so;
+    by default the run's reference.png) and save it as RUN/round2_NAME.safetensors. Returns (adapted model, path)."""
+    from . import adapters
+    from .checkpoints import fingerprint
+
+    settings = FeedbackSettings(**{**run.manifest["settings"], **(asdict(settings) if settings else {})}).check()
+    ids = run.selection(name)
+    if not ids:
+        raise ValueError(f"selection {name!r} of {run.folder} is empty: select some images first")
+    images = run.images(ids)
+    captions = [run.pool[i]["prompt"] for i in ids]
+    if settings.include_reference:
+        if reference is None:
+            reference = pil_to_tensor(load_image(run.folder / "reference.png"))
+        images = torch.cat([reference[None], images])
+        captions = [run.manifest["reference_caption"]] + captions
+    start = time.perf_counter()
+    model, history = adapters.tune(pipe, images, captions, adapters.AdapterConfig(d_prj=settings.d_prj),
+                                   steps=settings.steps, batch_size=settings.batch_size, lr=settings.lr, seed=seed)
+    seconds = time.perf_counter() - start
+    path = run.folder / f"round2_{name}.safetensors"
+    adapters.save_adapter(model, path, {
+        "base_fingerprint": fingerprint(pipe.transformer_file) if hasattr(pipe, "transformer_file") else None,
+        "descriptor": run.manifest["descriptor"], "template": templates.TEMPLATE,
+        "reference_caption": run.manifest["reference_caption"], "selection": name, "images": len(captions),
+        "steps": settings.steps, "lr": settings.lr, "seed": seed, "train_seconds": round(seconds, 1)})
+    run.manifest["rounds"] = [r for r in run.manifest["rounds"] if r["selection"] != name] + [
+        {"selection": name, "ids": ids, "adapter": path.name, "images": len(captions),
+         "train_seconds": round(seconds, 1), "final_loss": history[-1]["loss"]}]
+    write_json(run.folder / "manifest.json", run.manifest)
+    return model, path
+
+
+def compare(pipe, judges, clip, ref: dict, models: dict, seeds: int = 4, seed: int = 100) -> dict:
+    """The paper's comparison (R1, Random, CF, HF): every model on the 12 evaluation contents."""
+    return {name: metrics.style_transfer_report(pipe, judges, clip, ref, model, seeds=seeds, seed=seed)[0]
+            for name, model in models.items()}

@@ -1,0 +1,105 @@
+"""Human feedback: a picker for the pool of a feedback run (ipywidgets 8, JupyterLab 4).
+
+    picker = Picker("runs/feedback/stained_glass")   # the pool as a grid of thumbnails
+    picker                                           # show it; click images to select them
+
+Every click is written to RUN/selections/human.json at once (atomically), so a crashed kernel or a
+closed tab loses nothing, and a picker made again from the same folder shows the same selection.
+A cell cannot wait for clicks: the next cell reads `run.selection("human")` from disk.
+"""
+from __future__ import annotations
+
+import io
+
+import ipywidgets as widgets
+
+from .feedback import Run
+
+PAPER_HF = 10  # the paper's people picked about 10 images per style
+SORTS = {"pool order": None, "CLIP text score": "clip_text", "CLIP style score": "clip_style"}
+
+
+def _png(path) -> bytes:
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.open(path).convert("RGB").save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+class Picker:
+    """A grid of toggles over a run's pool. `on_train(picker)` runs when "train round 2" is pressed."""
+
+    def __init__(self, run, name: str = "human", columns: int = 8, thumb: int = 96, on_train=None):
+        self.run = run if isinstance(run, Run) else Run.open(run)
+        self.name, self.on_train = name, on_train
+        self.run.selection_path(name)  # a bad name fails here, not at the first click
+        saved = set(self.run.selection(name))
+        self.toggles, self.tiles = {}, {}
+        for item in self.run.pool:
+            toggle = widgets.ToggleButton(value=item["id"] in saved, description=f"#{item['id']}",
+                                          tooltip=f"{item['prompt']} (CLIP text {item['clip_text']:.3f}, "
+                                                  f"style {item['clip_style']:.3f})",
+                                          layout=widgets.Layout(width=f"{thumb}px"))
+            toggle.observe(self._clicked, names="value")
+            image = widgets.Image(value=_png(self.run.folder / item["file"]), format="png",
+                                  layout=widgets.Layout(width=f"{thumb}px", height=f"{thumb}px"))
+            self.toggles[item["id"]] = toggle
+            self.tiles[item["id"]] = widgets.VBox([image, toggle])
+        prompts = list(dict.fromkeys(item["prompt"] for item in self.run.pool))
+        self.filter = widgets.Dropdown(options=["all prompts"] + prompts, description="show")
+        self.sort = widgets.Dropdown(options=list(SORTS), description="sort by")
+        self.counter = widgets.HTML()
+        self.train_button = widgets.Button(description="train round 2", button_style="primary",
+                                           disabled=on_train is None)
+        self.output = widgets.Output()  # callbacks' prints and errors show here, not in the log
+        self.grid = widgets.GridBox(layout=widgets.Layout(grid_template_columns=f"repeat({columns}, {thumb + 8}px)"))
+        self.filter.observe(lambda _: self._layout(), names="value")
+        self.sort.observe(lambda _: self._layout(), names="value")
+        self.train_button.on_click(self._train)
+        self.widget = widgets.VBox([widgets.HBox([self.filter, self.sort]),
+                                    widgets.HBox([self.counter, self.train_button]), self.grid, self.output])
+        self._layout()
+        self._count()
+
+    # --- state --------------------------------------------------------------------------------
+    @property
+    def selected(self) -> list[int]:
+        return [i for i, toggle in self.toggles.items() if toggle.value]
+
+    def set_selection(self, ids) -> list[int]:
+        """Select exactly `ids` (pool ids or file names), as clicks would; saved at once."""
+        wanted = set(self.run.select(self.name, ids))  # validates, and saves even if nothing toggles
+        for i, toggle in self.toggles.items():
+            toggle.value = i in wanted
+        return self.selected
+
+    def _clicked(self, change) -> None:
+        with self.output:
+            self.run.select(self.name, self.selected, rule="human")
+            self._count()
+
+    def _count(self) -> None:
+        n = len(self.selected)
+        by_prompt = len({self.run.pool[i]["prompt"] for i in self.selected})
+        self.counter.value = (f"<b>{n} selected</b> over {by_prompt} prompts; the paper's people picked about "
+                              f"{PAPER_HF}. Saved in {self.run.selection_path(self.name)}")
+
+    # --- view ---------------------------------------------------------------------------------
+    def _layout(self) -> None:
+        items = self.run.pool
+        if self.filter.value != "all prompts":
+            items = [it for it in items if it["prompt"] == self.filter.value]
+        key = SORTS[self.sort.value]
+        if key:
+            items = sorted(items, key=lambda it: -it[key])
+        self.grid.children = [self.tiles[it["id"]] for it in items]
+
+    def _train(self, _button) -> None:
+        with self.output:
+            self.output.clear_output()
+            print(f"training round 2 on {len(self.selected)} images ...")
+            self.on_train(self)
+
+    def _repr_mimebundle_(self, **kwargs):
+        return self.widget._repr_mimebundle_(**kwargs)

@@ -1,0 +1,124 @@
+import json
+
+import pytest
+import torch
+from PIL import Image
+
+from styledrop_mini import feedback
+from styledrop_mini.feedback import FeedbackSettings, Run, select_clip, select_judged, select_random, write_json
+
+
+def fake_pool(folder, prompts=("a star in x style", "a ring in x style"), per_prompt=3):
+    """A run folder with a pool of plain images and fixed scores (no model needed)."""
+    (folder / "pool").mkdir(parents=True)
+    pool = []
+    for p, prompt in enumerate(prompts):
+        for k in range(per_prompt):
+            i = len(pool)
+            Image.new("RGB", (64, 64), (10 * i, 0, 0)).save(folder / f"pool/{i:04d}.png")
+            pool.append({"id": i, "file": f"pool/{i:04d}.png", "prompt": prompt, "content": prompt.split()[1],
+                         "seed": i, "clip_text": [0.2, 0.5, 0.3][k] + p, "clip_style": [0.9, 0.1, 0.8][k]})
+    (folder / "pool.jsonl").write_text("".join(json.dumps(x) + "\n" for x in pool))
+    write_json(folder / "manifest.json", {"settings": {}, "rounds": [], "descriptor": "x",
+                                          "reference_caption": "a house in x style"})
+    return Run.open(folder)
+
+
+def test_selection_rules_on_fixed_scores(tmp_path):
+    run = fake_pool(tmp_path)
+    assert select_clip(run.pool) == [1, 4]  # per prompt, the best CLIP text score
+    assert select_clip(run.pool, min_style=0.5) == [2, 5]  # the best among images with style >= 0.5
+    assert select_clip(run.pool, min_style=0.95) == []
+    chosen = select_random(run.pool, seed=3)
+    assert chosen == select_random(run.pool, seed=3) and len(chosen) == 2
+    assert {run.pool[i]["prompt"] for i in chosen} == {"a star in x style", "a ring in x style"}
+    verdicts = {"content": {"labels": ["star", "ring", "star", "ring", "ring", "ring"], "confidence": torch.ones(6)},
+                "style": {"labels": ["neon", "neon", "flat", "neon", "neon", "neon"],
+                          "confidence": torch.tensor([0.5, 1, 1, 0.9, 0.2, 1])}}
+    assert select_judged(run.pool, verdicts, "neon") == [0, 5]  # right content AND the target style, most confident
+    assert select_judged(run.pool, verdicts, "neon", per_prompt=3) == [0, 5, 3, 4]  # most confident first
+
+
+def test_selections_are_saved_atomically_by_id_or_file_name(tmp_path):
+    run = fake_pool(tmp_path)
+    assert run.selection("human") == []
+    assert run.select("human", [4, "0001.png", "pool/0004.png"]) == [4, 1]
+    saved = json.loads((tmp_path / "selections" / "human.json").read_text())
+    assert saved["ids"] == [4, 1] and Run.open(tmp_path).selection("human") == [4, 1]
+    assert not list((tmp_path / "selections").glob("*.tmp"))
+    with pytest.raises(ValueError, match="out of range"):
+        run.select("human", [6])
+    with pytest.raises(ValueError, match="neither a pool id"):
+        run.select("human", ["cat.png"])
+    with pytest.raises(ValueError, match="plain word"):
+        run.select("../evil", [1])
+    assert run.selection("human") == [4, 1]  # a refused selection leaves the saved one alone
+    with pytest.raises(FileNotFoundError, match="not a feedback run"):
+        Run.open(tmp_path / "nowhere")
+
+
+def test_picker_clicks_are_written_at_once_and_survive_a_new_picker(tmp_path):
+    from styledrop_mini.widgets import Picker
+
+    run = fake_pool(tmp_path)
+    picker = Picker(tmp_path, columns=3)
+    assert picker.selected == [] and "0 selected" in picker.counter.value
+    picker.toggles[2].value = True  # a click
+    assert Run.open(tmp_path).selection("human") == [2]
+    picker.toggles[5].value = True
+    picker.toggles[2].value = False
+    assert Run.open(tmp_path).selection("human") == [5] and "1 selected" in picker.counter.value
+    again = Picker(tmp_path)  # a restarted kernel: the same folder, the same selection
+    assert again.selected == [5] and again.toggles[5].value
+    assert again.set_selection(["0000.png", 3]) == [0, 3] and run.selection("human") == [0, 3]
+    again.filter.value = "a ring in x style"
+    assert [t.children[1].description for t in again.grid.children] == ["#3", "#4", "#5"]
+    again.sort.value = "CLIP text score"
+    assert [t.children[1].description for t in again.grid.children] == ["#4", "#5", "#3"]
+    trained = []
+    with_button = Picker(tmp_path, on_train=lambda p: trained.append(p.selected))
+    with_button.train_button.click()
+    assert trained == [[0, 3]]
+
+
+def test_a_tiny_round_two_writes_its_adapter_and_manifest(tmp_path):
+    from styledrop_mini import adapters
+    from styledrop_mini.clip import MiniClip
+    from styledrop_mini.datasets import style_references
+    from styledrop_mini.pipeline import MusePipeline
+
+    pipe = MusePipeline.load()
+    clip = MiniClip.load(pipe.folder / "clip.safetensors")
+    ref = style_references()["neon"]
+    round1, _ = adapters.tune(pipe, ref["image"], [ref["text"]], steps=2)
+    settings = FeedbackSettings(per_prompt=2, n_prompts=2, steps=2, d_prj=8)
+    run = feedback.make_pool(pipe, round1, ref, tmp_path / "run", clip, settings)
+    assert len(run.pool) == 4 and (tmp_path / "run" / "pool" / "0003.png").is_file()
+    assert all("glowing neon" in item["prompt"] and "star" not in item["prompt"] for item in run.pool)
+    run.select("clip", select_clip(run.pool))
+    model, path = feedback.train_round(pipe, run, "clip", reference=ref["image"])
+    manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
+    assert path.is_file() and manifest["rounds"][0]["selection"] == "clip"
+    assert manifest["rounds"][0]["images"] == 3  # 2 selected + the reference
+    assert model.adapter_config.d_prj == 8
+    with pytest.raises(ValueError, match="empty"):
+        feedback.train_round(pipe, Run.open(tmp_path / "run"), "nobody", reference=ref["image"])
+
+
+def test_cli_feedback_pool_select_train(tmp_path, capsys):
+    from styledrop_mini.cli import main
+    from styledrop_mini.settings import STYLES_DIR
+
+    adapter, run = tmp_path / "neon.safetensors", tmp_path / "run"
+    assert main(["style-tune", str(STYLES_DIR / "neon.png"), "--content", "a pink star", "--style", "glowing neon",
+                 "-o", str(adapter), "--steps", "2"]) == 0
+    assert main(["feedback", "pool", str(adapter), "-o", str(run), "-m", "2", "-p", "2"]) == 0
+    assert "pool of 4 images" in capsys.readouterr().out and (run / "reference.png").is_file()
+    assert main(["feedback", "select", str(run), "--rule", "clip"]) == 0
+    assert main(["feedback", "select", str(run), "--ids", "0", "0003.png"]) == 0
+    assert "selection 'human': 2 images [0, 3]" in capsys.readouterr().out
+    assert main(["feedback", "select", str(run), "--ids", "9"]) == 2
+    assert "out of range" in capsys.readouterr().err
+    assert main(["feedback", "train", str(run), "--selection", "human", "--steps", "2"]) == 0
+    assert (run / "round2_human.safetensors").is_file()
+    assert Run.open(run).manifest["rounds"][0]["images"] == 3
