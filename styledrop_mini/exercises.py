@@ -363,3 +363,54 @@ def _descriptor(answer) -> str:
             raise ExerciseError(f"{prompt!r}: strip the spaces around the descriptor, got {got!r}")
         raise ExerciseError(f"{prompt!r}: got {got!r}, expected {descriptor!r} (split at the LAST ' in ')")
     return "the descriptor is what sits between the last ' in ' and ' style'"
+
+
+# ---------------------------------------------------------------------------------------------
+# 06_clip_feedback, 07_human_feedback
+# ---------------------------------------------------------------------------------------------
+def _toy_pool():
+    scores = [0.3, 0.9, 0.5, 0.2, 0.8, 0.1, 0.4]
+    prompts = ["a star", "a star", "a star", "a ring", "a ring", "a moon", "a moon"]
+    return [{"id": i, "prompt": p, "clip_text": s, "clip_style": 1 - s} for i, (p, s) in enumerate(zip(prompts, scores))]
+
+
+@exercise("06.top_k")
+def _top_k(answer) -> str:
+    pool = _toy_pool()
+    for k, want in ((1, [1, 4, 6]), (2, [1, 2, 4, 3, 6, 5]), (5, [1, 2, 0, 4, 3, 6, 5])):
+        got = list(answer(pool, k))
+        if got == want:
+            continue
+        if sorted(got) == sorted(want):
+            raise ExerciseError(f"k={k}: the right images in the wrong order ({got}); keep prompts in pool "
+                                "order and, within a prompt, the best score first")
+        if k == 1 and got == [1, 4, 2][:len(got)]:
+            raise ExerciseError("that is the top k of the whole pool; keep the top k of EACH prompt")
+        if len(got) > len(want):
+            raise ExerciseError(f"k={k}: {len(got)} ids for {len(want)} possible; a prompt with fewer than k "
+                                "images gives all it has")
+        raise ExerciseError(f"k={k}: got {got}, expected {want}")
+    return "k = 1 is the paper's CF rule (feedback.select_clip)"
+
+
+@exercise("07.read_selection")
+def _read_selection(answer) -> str:
+    import tempfile
+
+    from .feedback import write_json
+
+    with tempfile.TemporaryDirectory() as folder:
+        write_json(Path(folder) / "selections" / "human.json", {"ids": [7, 2, 11], "rule": "human", "saved": 0})
+        got = answer(folder)
+        if isinstance(got, dict):
+            raise ExerciseError("return the list of ids, not the whole JSON record (its 'ids' field)")
+        if list(got) != [7, 2, 11]:
+            raise ExerciseError(f"expected [7, 2, 11] from RUN/selections/human.json, got {got}")
+        try:
+            empty = answer(Path(folder) / "elsewhere")
+        except (FileNotFoundError, OSError):
+            raise ExerciseError("a run with no saved selection should give [] (nothing picked yet), "
+                                "not an error: check whether the file exists first") from None
+        if list(empty) != []:
+            raise ExerciseError("a run with no saved selection should give [] (nothing picked yet), not fail")
+    return "the selection on disk is the truth: the widget only writes it"

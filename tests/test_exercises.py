@@ -96,3 +96,26 @@ def test_prompt_checkers():
     check("05.leakage", lambda labels, ref: sum(x == ref for x in labels) / len(labels))
     with pytest.raises(ExerciseError, match="share"):
         check("05.leakage", lambda labels, ref: sum(x == ref for x in labels))
+
+
+def test_feedback_checkers():
+    import json
+    from pathlib import Path
+
+    def top_k(pool, k):
+        out = []
+        for prompt in dict.fromkeys(it["prompt"] for it in pool):
+            out += [it["id"] for it in sorted((it for it in pool if it["prompt"] == prompt), key=lambda it: -it["clip_text"])[:k]]
+        return out
+
+    check("06.top_k", top_k)
+    with pytest.raises(ExerciseError, match="EACH prompt"):
+        check("06.top_k", lambda pool, k: [it["id"] for it in sorted(pool, key=lambda it: -it["clip_text"])][:3 * k])
+
+    def read(folder):
+        path = Path(folder) / "selections" / "human.json"
+        return json.loads(path.read_text())["ids"] if path.exists() else []
+
+    check("07.read_selection", read)
+    with pytest.raises(ExerciseError, match="not an error"):
+        check("07.read_selection", lambda folder: json.loads((Path(folder) / "selections" / "human.json").read_text())["ids"])
