@@ -413,6 +413,38 @@ def render(content: str, colour: str, style: str, seed: int = 0, size: int = IMA
     return big.resize((size, size), Image.BOX)
 
 
+# ----------------------------------------------------------------------------------------------
+# A subject for DreamBooth: one particular star, which no caption of the world describes
+# ----------------------------------------------------------------------------------------------
+SUBJECT = {"class_noun": "star", "identifier": "sks", "colour": "orange"}
+# Five "photos" of the same star: (dx, dy, scale, angle in degrees, background).
+SUBJECT_POSES = ((0.0, 0.0, 0.74, 0, (250, 250, 247)), (-0.1, 0.08, 0.62, 14, (232, 234, 237)),
+                 (0.1, -0.06, 0.68, -18, (244, 238, 222)), (0.06, 0.1, 0.58, 28, (236, 244, 240)),
+                 (-0.08, -0.08, 0.7, -8, (250, 250, 247)))
+
+
+def render_subject(pose: int = 0, size: int = IMAGE_SIZE) -> Image.Image:
+    """The DreamBooth subject in one of its SUBJECT_POSES: an orange star with two eyes and a teal band
+    across it — a specific star, not any star."""
+    if not 0 <= pose < len(SUBJECT_POSES):
+        raise ValueError(f"pose must be in 0..{len(SUBJECT_POSES) - 1}, got {pose}")
+    dx, dy, scale, angle, background = SUBJECT_POSES[pose]
+    canvas = size * SUPERSAMPLE
+    mask = draw_content("star", canvas, scale)
+    star = Image.new("RGB", (canvas, canvas), COLOURS[SUBJECT["colour"]])
+    draw = ImageDraw.Draw(star)
+    c, r = canvas / 2, scale * canvas / 2
+    draw.polygon([(c - r, c + 0.12 * r), (c + r, c - 0.08 * r), (c + r, c + 0.22 * r), (c - r, c + 0.42 * r)],
+                 fill=(0, 150, 150))  # the band, below the eyes, sloping a little
+    for ex in (-0.2, 0.2):  # the eyes
+        draw.ellipse([c + (ex - 0.1) * r, c - 0.3 * r, c + (ex + 0.1) * r, c - 0.1 * r], fill=(30, 30, 30))
+    picture = Image.new("RGB", (canvas, canvas), background)
+    picture.paste(star, (0, 0), mask)
+    moved = picture.rotate(angle, resample=Image.BILINEAR, translate=(dx * canvas, dy * canvas),
+                           fillcolor=background)
+    return moved.resize((size, size), Image.BOX)
+
+
 def contact_sheet(seed: int = 0, contents=None, size: int = IMAGE_SIZE, tile: int = 64) -> Image.Image:
     """One row per style (held-out ones marked), one column per content, colours cycling."""
     from .images import image_grid

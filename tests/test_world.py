@@ -93,3 +93,18 @@ def test_render_scales_to_larger_sizes():
 def test_contact_sheet_has_a_row_per_style():
     sheet = world.contact_sheet(contents=("star", "letter A"), tile=32)
     assert sheet.height > len(world.STYLES) * 32
+
+
+def test_the_dreambooth_subject_is_one_specific_star_in_five_poses():
+    import numpy as np
+
+    poses = [np.asarray(world.render_subject(i), dtype=np.float32) for i in range(len(world.SUBJECT_POSES))]
+    assert all(p.shape == (64, 64, 3) for p in poses) and len(poses) == 5
+    assert np.array_equal(poses[0], np.asarray(world.render_subject(0), dtype=np.float32))  # deterministic
+    assert min(np.abs(a - b).mean() for i, a in enumerate(poses) for b in poses[i + 1:]) > 5  # poses differ
+    teal = np.array(world.COLOURS["teal"], dtype=np.float32)
+    band = [(np.abs(p - teal).sum(-1) < 60).mean() for p in poses]
+    plain = np.asarray(world.render("star", "orange", "flat", seed=0), dtype=np.float32)
+    assert min(band) > 0.01 and (np.abs(plain - teal).sum(-1) < 60).mean() == 0  # the band marks this star
+    with pytest.raises(ValueError, match="pose"):
+        world.render_subject(5)
