@@ -154,3 +154,25 @@ def adapter_guided_logits(model, cond: TextFeatures, uncond: TextFeatures, lambd
                                torch.cat([cond.mask, uncond.mask])).chunk(2)
         return adapted + lambda_a * (adapted - g) + lambda_b * (g - g_uncond)
     return logits_fn
+
+
+def mixed_logits(style_model, content_model, styled: TextFeatures, content: TextFeatures, uncond: TextFeatures,
+                 lambda_a: float, lambda_b: float, gamma: float) -> LogitsFn:
+    """StyleDrop's mixing of a style adapter θ_s and a content (DreamBooth) adapter θ_c (paper Sec. 3.4):
+
+        l_k = (1 − γ) l_k^s + γ l_k^c
+
+    each term the Eq. 4 logits of its own adapter; l^s sees the styled prompt t, l^c the prompt c
+    without the style descriptor. γ = 0 is StyleDrop alone, γ = 1 DreamBooth alone."""
+    if not 0 <= gamma <= 1:
+        raise ValueError(f"gamma must lie in [0, 1], got {gamma}")
+    style_fn = adapter_guided_logits(style_model, styled, uncond, lambda_a, lambda_b)
+    content_fn = adapter_guided_logits(content_model, content, uncond, lambda_a, lambda_b)
+
+    def logits_fn(tokens):
+        if gamma == 0:
+            return style_fn(tokens)
+        if gamma == 1:
+            return content_fn(tokens)
+        return (1 - gamma) * style_fn(tokens) + gamma * content_fn(tokens)
+    return logits_fn

@@ -1,0 +1,98 @@
+import pytest
+import torch
+
+from styledrop_mini import dreambooth
+from styledrop_mini.adapters import AdapterConfig, attach
+from styledrop_mini.sampling import adapter_guided_logits, mixed_logits
+from styledrop_mini.text_encoder import TextFeatures
+from styledrop_mini.transformer import MaskedTransformer, TransformerConfig
+
+CFG = TransformerConfig(codebook_size=16, grid=4, width=64, layers=2, heads=2, text_width=8)
+
+
+def text(seed):
+    g = torch.Generator().manual_seed(seed)
+    return TextFeatures(torch.randn(2, 5, 8, generator=g), torch.ones(2, 5, dtype=torch.bool), torch.randn(2, 8, generator=g))
+
+
+def adapted(seed):
+    torch.manual_seed(0)
+    model = MaskedTransformer(CFG).eval()  # the same base weights for both adapters
+    torch.manual_seed(seed)
+    attach(model, AdapterConfig(d_prj=2))
+    for m in model.modules():
+        if hasattr(m, "up") and isinstance(m.up, torch.nn.Linear):
+            torch.nn.init.normal_(m.up.weight, std=0.5)
+    return model
+
+
+def test_mixing_is_style_at_gamma_0_content_at_gamma_1_and_linear_between():
+    style, content = adapted(1), adapted(2)
+    t, c, n = text(1), text(2), text(3)
+    tokens = torch.randint(0, 17, (2, 16), generator=torch.Generator().manual_seed(4))
+    with torch.no_grad():
+        l_style = adapter_guided_logits(style, t, n, 1.0, 3.0)(tokens)
+        l_content = adapter_guided_logits(content, c, n, 1.0, 3.0)(tokens)
+        assert torch.equal(mixed_logits(style, content, t, c, n, 1.0, 3.0, 0.0)(tokens), l_style)
+        assert torch.equal(mixed_logits(style, content, t, c, n, 1.0, 3.0, 1.0)(tokens), l_content)
+        half = mixed_logits(style, content, t, c, n, 1.0, 3.0, 0.6)(tokens)
+        assert torch.allclose(half, 0.4 * l_style + 0.6 * l_content, atol=1e-4)
+        assert not torch.allclose(l_style, l_content, atol=1e-3)
+    with pytest.raises(ValueError, match="gamma"):
+        mixed_logits(style, content, t, c, n, 1.0, 3.0, 1.5)
+
+
+class FakePipe:
+    """Just what class_tokens needs: a generator of images and a tokenizer."""
+    device = torch.device("cpu")
+    transformer_file = None
+    calls = 0
+
+    def generate(self, prompts, seed=0, progress=False):
+        FakePipe.calls += 1
+        g = torch.Generator().manual_seed(seed)
+        return torch.rand(len(prompts), 3, 8, 8, generator=g)
+
+    class tokenizer:
+        @staticmethod
+        def encode(images):
+            return (images[:, 0, ::2, ::2] * 15).long()
+
+
+def test_class_images_are_drawn_once_then_read_from_the_cache(tmp_path, monkeypatch):
+    monkeypatch.setattr(dreambooth, "fingerprint", lambda path: "base123")
+    pipe = FakePipe()
+    first = dreambooth.class_tokens(pipe, "star", n=6, cache_dir=tmp_path)
+    assert first.shape == (6, 16) and FakePipe.calls == 1
+    cached = list(tmp_path.glob("class_star_6_0_base123.safetensors"))
+    assert len(cached) == 1
+    again = dreambooth.class_tokens(pipe, "star", n=6, cache_dir=tmp_path)
+    assert torch.equal(again, first) and FakePipe.calls == 1  # reused, not redrawn
+    dreambooth.class_tokens(pipe, "star", n=6, seed=1, cache_dir=tmp_path)
+    assert FakePipe.calls == 2  # another seed is another set
+
+
+def test_prior_preservation_adds_the_class_loss():
+    class Encoder:
+        def __call__(self, prompts):
+            g = torch.Generator().manual_seed(len(prompts[0]))
+            n = len(prompts)
+            return TextFeatures(torch.randn(n, 5, 8, generator=g), torch.ones(n, 5, dtype=torch.bool),
+                                torch.randn(n, 8, generator=g))
+
+    torch.manual_seed(0)
+    model = MaskedTransformer(CFG)
+    batch = {"tokens": torch.randint(0, 16, (4, 16)), "text": ["a sks star"] * 4}
+    prior = torch.randint(0, 16, (10, 16)).short()
+    torch.manual_seed(5)
+    with_prior, metrics = dreambooth.prior_loss_fn(Encoder(), prior, "a star", 1.0)(model, batch)
+    torch.manual_seed(5)
+    alone, _ = dreambooth.prior_loss_fn(Encoder(), prior, "a star", 0.0)(model, batch)
+    assert "prior_loss" in metrics and torch.allclose(with_prior, alone + metrics["prior_loss"], atol=1e-4)
+
+
+def test_the_bundled_subject_loads_with_its_class_and_identifier():
+    images, meta = dreambooth.load_subject()
+    assert images.shape == (5, 3, 64, 64)
+    assert meta == {"class_noun": "star", "identifier": "sks"}
+    assert dreambooth.subject_prompt(meta["class_noun"]) == "a sks star"
