@@ -240,6 +240,34 @@ def cmd_feedback_train(args) -> int:
     return 0
 
 
+def cmd_dreambooth(args) -> int:
+    """A DreamBooth content adapter from a folder of subject images (with prior preservation)."""
+    from . import adapters, dreambooth
+    from .checkpoints import fingerprint
+    from .pipeline import MusePipeline
+
+    images, meta = dreambooth.load_subject(args.subject)
+    class_noun = args.class_noun or meta["class_noun"]
+    identifier = args.identifier or meta["identifier"]
+    pipe = MusePipeline.load(args.checkpoints)
+    out = Path(args.out).with_suffix(".safetensors")
+    start = time.perf_counter()
+    model, history = dreambooth.tune_subject(
+        pipe, images, class_noun, identifier, adapters.AdapterConfig(kind=args.kind, d_prj=args.d_prj, lora_rank=args.d_prj),
+        steps=args.steps, prior_weight=args.prior_weight, n_class=args.n_class,
+        cache_dir=args.cache or out.parent / "class_images", seed=args.seed)
+    seconds = time.perf_counter() - start
+    prompt = dreambooth.subject_prompt(class_noun, identifier)
+    adapters.save_adapter(model, out, {
+        "base_fingerprint": fingerprint(pipe.transformer_file), "role": "content", "prompt": prompt,
+        "class_noun": class_noun, "identifier": identifier, "descriptor": "", "images": len(images),
+        "prior_weight": args.prior_weight, "steps": args.steps, "seed": args.seed, "train_seconds": round(seconds, 1),
+        "command": "styledrop-mini " + " ".join(sys.argv[1:])})
+    print(f"tuned a content adapter on {len(images)} images of {prompt!r} (prior weight {args.prior_weight}) in "
+          f"{seconds:.0f} s; wrote {out.resolve()}")
+    return 0
+
+
 def cmd_generate(args) -> int:
     from .images import image_grid, tensor_to_pil
     from .pipeline import MusePipeline
@@ -251,6 +279,8 @@ def cmd_generate(args) -> int:
     settings = SamplerSettings(steps=args.steps, temperature=args.temperature, guidance=args.guidance).check()
     pipe = MusePipeline.load(args.checkpoints, pick_device(args.device))
     prompt, make = args.prompt, None
+    if args.content_adapter and not args.adapter:
+        raise ValueError("--content-adapter mixes with a style adapter: give --adapter too")
     if args.adapter:
         from . import prompts
         adapted, info = pipe.with_adapter(args.adapter)
@@ -258,6 +288,13 @@ def cmd_generate(args) -> int:
             prompt = prompts.styled(prompt, info["descriptor"], info.get("template", prompts.TEMPLATE))
         print(f"adapter {args.adapter}: prompt {prompt!r}, lambda_A {args.lambda_a}, lambda_B {args.lambda_b}")
         make = pipe.adapter_guided(adapted, args.lambda_a, args.lambda_b)
+    if args.content_adapter:
+        from .sampling import mixed_logits
+        content_model, _ = pipe.with_adapter(args.content_adapter)
+        content_prompt = args.prompt  # the content adapter sees the prompt without the style descriptor
+        print(f"content adapter {args.content_adapter}: prompt {content_prompt!r}, gamma {args.gamma}")
+        make = lambda chunk: mixed_logits(adapted, content_model, pipe.text(chunk), pipe.text([content_prompt] * len(chunk)),
+                                          pipe.text([""] * len(chunk)), args.lambda_a, args.lambda_b, args.gamma)
     start = time.perf_counter()
     images = pipe.generate([prompt] * args.n, seed=args.seed, settings=settings, logits_fn_for=make)
     tiles = [tensor_to_pil(im) for im in images]
@@ -340,6 +377,10 @@ def build_parser() -> argparse.ArgumentParser:
                           help="use the prompt as it is (default: append the adapter's style descriptor)")
     generate.add_argument("--lambda-a", type=float, default=GUIDANCE[0], help="adapter guidance λ_A (paper Eq. 4)")
     generate.add_argument("--lambda-b", type=float, default=GUIDANCE[1], help="base guidance λ_B (paper Eq. 4)")
+    generate.add_argument("--content-adapter", help="a DreamBooth content adapter (`styledrop-mini dreambooth`) "
+                                                     "mixed with --adapter at every decoding step")
+    generate.add_argument("--gamma", type=float, default=0.6,
+                          help="mixing weight of the content adapter: 0 = style only, 1 = content only")
     generate.set_defaults(func=cmd_generate)
 
     tune = sub.add_parser("style-tune", help="learn a style from ONE reference image (StyleDrop adapters)")
@@ -359,6 +400,21 @@ def build_parser() -> argparse.ArgumentParser:
     tune.add_argument("--device", default="cpu")
     tune.add_argument("--checkpoints", help="folder with the checkpoints (default: data/checkpoints)")
     tune.set_defaults(func=cmd_style_tune)
+
+    db = sub.add_parser("dreambooth", help="a content adapter for one subject (DreamBooth, prior preservation)")
+    db.add_argument("subject", help="folder of 3-5 subject images with metadata.jsonl (e.g. data/subjects/sks_star)")
+    db.add_argument("--class", dest="class_noun", help="the subject's class noun (default: from metadata.jsonl)")
+    db.add_argument("--identifier", help="the rare identifier (default: from metadata.jsonl, else 'sks')")
+    db.add_argument("--out", "-o", required=True, help="adapter file to write (.safetensors)")
+    db.add_argument("--steps", type=int, default=TUNING["steps"])
+    db.add_argument("--prior-weight", type=float, default=1.0, help="w of the class prior loss (0: none)")
+    db.add_argument("--n-class", type=int, default=64, help="class images drawn once by the base model")
+    db.add_argument("--cache", help="where class images are cached (default: class_images/ beside --out)")
+    db.add_argument("--kind", choices=["bottleneck", "lora"], default="bottleneck")
+    db.add_argument("--d-prj", type=int, default=AdapterConfig.d_prj)
+    db.add_argument("--seed", type=int, default=0)
+    db.add_argument("--checkpoints", help="folder with the checkpoints (default: data/checkpoints)")
+    db.set_defaults(func=cmd_dreambooth)
 
     fb = sub.add_parser("feedback", help="StyleDrop round 2: pool, select (CLIP, random or you), train")
     fb_sub = fb.add_subparsers(dest="step", required=True)

@@ -96,3 +96,21 @@ def test_the_bundled_subject_loads_with_its_class_and_identifier():
     assert images.shape == (5, 3, 64, 64)
     assert meta == {"class_noun": "star", "identifier": "sks"}
     assert dreambooth.subject_prompt(meta["class_noun"]) == "a sks star"
+
+
+def test_cli_dreambooth_then_mixed_generation(tmp_path, capsys):
+    from styledrop_mini.cli import main
+    from styledrop_mini.settings import STYLES_DIR
+
+    star, glass = tmp_path / "star.safetensors", tmp_path / "glass.safetensors"
+    assert main(["dreambooth", str(dreambooth.SUBJECT_DIR), "-o", str(star), "--steps", "2", "--n-class", "2"]) == 0
+    assert "'a sks star'" in capsys.readouterr().out and list((tmp_path / "class_images").glob("*.safetensors"))
+    assert main(["style-tune", str(STYLES_DIR / "stained_glass.png"), "--content", "a yellow house",
+                 "--style", "stained glass", "-o", str(glass), "--steps", "2"]) == 0
+    grid = tmp_path / "mixed.png"
+    assert main(["generate", "a sks star", "--adapter", str(glass), "--content-adapter", str(star), "--gamma", "0.6",
+                 "-n", "2", "--steps", "3", "-o", str(grid)]) == 0
+    out = capsys.readouterr().out
+    assert "'a sks star in stained glass style'" in out and "gamma 0.6" in out and grid.exists()
+    assert main(["generate", "a sks star", "--content-adapter", str(star), "-o", str(grid)]) == 2
+    assert "give --adapter too" in capsys.readouterr().err
