@@ -167,13 +167,9 @@ def mask_ratio(r: torch.Tensor) -> torch.Tensor:
 
 
 def random_mask(batch: int, n_tokens: int, generator: torch.Generator | None = None,
-                device="cpu", max_ratio: float = 1.0) -> torch.Tensor:
-    """A bool mask (B, N) with ceil(cos(pi r / 2) N) masked tokens per row, r ~ U(0, 1) per row
-    (r ~ U(r0, 1) with cos(pi r0 / 2) = max_ratio, to mask at most that share)."""
-    if not 0 < max_ratio <= 1:
-        raise ValueError(f"max_ratio must lie in (0, 1], got {max_ratio}")
-    r0 = 2 / math.pi * math.acos(max_ratio)
-    r = r0 + (1 - r0) * torch.rand(batch, generator=generator, device=device)
+                device="cpu") -> torch.Tensor:
+    """A bool mask (B, N) with ceil(cos(pi r / 2) N) masked tokens per row, r ~ U(0, 1) per row."""
+    r = torch.rand(batch, generator=generator, device=device)
     n_masked = torch.ceil(mask_ratio(r) * n_tokens).clamp(1, n_tokens)
     # Rank random scores: the n_masked lowest of each row are masked (a uniform random subset).
     ranks = torch.rand(batch, n_tokens, generator=generator, device=device).argsort(-1).argsort(-1)
@@ -224,7 +220,7 @@ def base_loss_fn(text_encoder, cond_dropout: float = 0.1):
     return loss_fn
 
 
-def prompt_loss_fn(text_encoder, max_mask: float = 1.0):
+def prompt_loss_fn(text_encoder):
     """MaskGIT loss on token grids that come with their own prompts (`batch["text"]`): what tuning an
     adapter on a reference image, or on images picked by feedback, uses."""
     cache: dict[str, object] = {}
@@ -236,7 +232,7 @@ def prompt_loss_fn(text_encoder, max_mask: float = 1.0):
             feats = text_encoder(missing)
             cache.update({p: feats[i:i + 1] for i, p in enumerate(missing)})
         text = TextFeatures.cat([cache[p] for p in batch["text"]]).to(tokens.device)
-        mask = random_mask(len(tokens), model.config.n_tokens, device=tokens.device, max_ratio=max_mask)
+        mask = random_mask(len(tokens), model.config.n_tokens, device=tokens.device)
         loss, logits = masked_loss(model, tokens, text.tokens, text.mask, mask)
         return loss, {"masked_acc": float((logits[mask].argmax(-1) == tokens[mask]).float().mean())}
 
