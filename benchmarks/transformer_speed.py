@@ -5,8 +5,9 @@
 
 Reports, as JSON (and a markdown table on stdout):
   - the measured matmul peak (square 2048 matmuls, fp32 and bf16), in GFLOP/s;
-  - training throughput in tokens/s, and model FLOPs utilisation (MFU) = model FLOPs per second /
-    measured peak, with model FLOPs = 6 x (non-embedding parameters) x tokens + attention;
+  - training throughput in tokens/s with the recipe's attention kernel and the other one, and model
+    FLOPs utilisation (MFU) = model FLOPs per second / measured peak, with
+    model FLOPs = 6 x (non-embedding parameters) x tokens + attention;
   - sampling throughput in images/s at K = 8 and 12 steps (classifier-free guidance: 2 passes per step);
   - parallel decoding versus one-token-at-a-time decoding of the same model: forward passes and wall time.
 """
@@ -23,7 +24,7 @@ import torch
 from styledrop_mini.sampling import SamplerSettings, decode, decode_one_at_a_time, guided_logits
 from styledrop_mini.settings import CHECKPOINT_DIR
 from styledrop_mini.text_encoder import TextFeatures
-from styledrop_mini.training import RECIPES, autocast, pick_device
+from styledrop_mini.training import RECIPES, attention_kernel, autocast, pick_device
 from styledrop_mini.transformer import MaskedTransformer, TransformerConfig, masked_loss, random_mask
 
 
@@ -71,6 +72,8 @@ def main():
                         help="training batch (default: the base recipe's)")
     parser.add_argument("--precision", default="bf16", choices=["auto", "bf16", "fp32"],
                         help="training autocast, as in `styledrop-mini train base --precision` (recipe: bf16)")
+    parser.add_argument("--attention", default=RECIPES["base"].get("attention", "auto"), choices=["auto", "math"],
+                        help="SDPA kernel for training (default: the base recipe's); the other is timed too")
     parser.add_argument("--sample-batch", type=int, default=32)
     parser.add_argument("--checkpoint", default=str(CHECKPOINT_DIR / "base.safetensors"),
                         help="model to time (its config and weights); a fresh default model if missing")
@@ -105,12 +108,16 @@ def main():
         loss.backward()
         opt.step()
 
-    seconds = timed(train_step, device, 20)
-    tokens_per_s = B * cfg.n_tokens / seconds
-    flops = model_flops_per_token(cfg, text_len) * tokens_per_s / 1e9
-    result["train"] = {"batch_size": B, "step_seconds": round(seconds, 4), "tokens_per_s": round(tokens_per_s),
-                       "images_per_s": round(B / seconds, 1), "model_gflops": round(flops, 1),
-                       "mfu": round(flops / result["matmul_peak_gflops"], 3)}
+    result["train"], result["train_other_attention"] = {}, {}
+    other = "auto" if args.attention == "math" else "math"
+    for key, kernel in (("train", args.attention), ("train_other_attention", other)):
+        with attention_kernel(kernel):
+            seconds = timed(train_step, device, 20)
+        tokens_per_s = B * cfg.n_tokens / seconds
+        flops = model_flops_per_token(cfg, text_len) * tokens_per_s / 1e9
+        result[key] = {"attention": kernel, "batch_size": B, "step_seconds": round(seconds, 4),
+                       "tokens_per_s": round(tokens_per_s), "images_per_s": round(B / seconds, 1),
+                       "model_gflops": round(flops, 1), "mfu": round(flops / result["matmul_peak_gflops"], 3)}
     model.eval()
 
     # --- sampling: images/s at K = 8 and 12, with guidance (2 forward passes per step) ---
@@ -131,11 +138,12 @@ def main():
     out = Path(args.out.format(device=device.type))
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2))
-    t, s = result["train"], result["sampling"]
+    s = result["sampling"]
     print(f"| device | {result['device']} ({result['torch_threads']} threads) |\n|---|---|\n"
           f"| matmul peak | fp32 {result['matmul_peak_gflops_fp32']}, bf16 {result['matmul_peak_gflops_bf16']} GFLOP/s |\n"
-          f"| training | {t['tokens_per_s']} tokens/s ({t['images_per_s']} images/s), {t['model_gflops']} GFLOP/s, "
-          f"MFU {100 * t['mfu']:.1f} % of the {result['precision']} peak |\n"
+          + "".join(f"| training, {t['attention']} attention | {t['tokens_per_s']} tokens/s ({t['images_per_s']} images/s), "
+                    f"{t['model_gflops']} GFLOP/s, MFU {100 * t['mfu']:.1f} % of the {result['precision']} peak |\n"
+                    for t in (result["train"], result["train_other_attention"]))
           + "".join(f"| sampling {k} | {v['images_per_s']} images/s, {v['forward_passes']} passes |\n" for k, v in s.items()))
     print(f"wrote {out}")
 

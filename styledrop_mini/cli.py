@@ -89,7 +89,7 @@ def cmd_train(args) -> int:
     train(args.model, out, steps=args.steps, batch_size=args.batch_size, lr=args.lr, bank_size=args.bank_size,
           seed=args.seed, device=args.device, run_dir=args.run_dir or Path("runs") / args.model,
           resume=args.resume, workers=args.workers, command="styledrop-mini " + " ".join(sys.argv[1:]),
-          save_dtype=dtype, precision=args.precision)
+          save_dtype=dtype, precision=args.precision, attention=args.attention)
     return 0
 
 
@@ -356,6 +356,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--workers", type=int, help="processes that render the training images")
     train.add_argument("--precision", choices=["auto", "bf16", "fp32"],
                        help="autocast: auto = bf16 on cuda, fp32 on cpu (default: the recipe's; base uses bf16)")
+    train.add_argument("--attention", choices=["auto", "math"],
+                       help="SDPA kernel in training: math is faster on CPU for short sequences "
+                            "(default: the recipe's; base uses math)")
     train.add_argument("--save-dtype", choices=["fp32", "fp16", "bf16"], default="fp16",
                        help="precision of the saved weights (fp16 halves the bundle)")
     train.set_defaults(func=cmd_train)

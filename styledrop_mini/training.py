@@ -168,7 +168,21 @@ class TrainSettings:
     save_every: int = 1000
     log_every: int = 50
     precision: str = "auto"  # see `autocast`
+    attention: str = "auto"  # see `attention_kernel`
     extra: dict = field(default_factory=dict)  # model-specific settings, checked on resume
+
+
+def attention_kernel(choice: str):
+    """The context in which training runs attention: "auto" lets PyTorch pick its SDPA kernel; "math"
+    forces plain batched matmuls + softmax. On the CPU the flash kernel is slow for our 64-token
+    sequences — its backward took a third of a base-model step — and "math" trains about 1.3x faster
+    (python benchmarks/transformer_speed.py measures both)."""
+    if choice == "auto":
+        return contextlib.nullcontext()
+    if choice == "math":
+        from torch.nn.attention import SDPBackend, sdpa_kernel
+        return sdpa_kernel([SDPBackend.MATH])
+    raise ValueError(f"attention must be 'auto' or 'math', got {choice!r}")
 
 
 def warmup_cosine(step: int, settings: TrainSettings) -> float:
@@ -207,10 +221,11 @@ def fit(model, loss_fn, bank: ImageBank, settings: TrainSettings, device: torch.
         for group in optimizer.param_groups:  # the schedule, set by hand as nanoGPT does
             group["lr"] = settings.lr * warmup_cosine(step, settings)
         batch = bank.batch(batch_indices(len(bank), settings.batch_size, settings.seed, step), device)
-        with autocast(device, settings.precision):
-            loss, metrics = loss_fn(model, batch)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        with attention_kernel(settings.attention):
+            with autocast(device, settings.precision):
+                loss, metrics = loss_fn(model, batch)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
         if settings.grad_clip:
             torch.nn.utils.clip_grad_norm_(params, settings.grad_clip)
         optimizer.step()
@@ -250,7 +265,7 @@ RECIPES = {
     # The generator sees the seen styles only: the held-out ones are what StyleDrop must learn.
     # bf16 autocast on the CPU too: its matmuls run about twice as fast as fp32 on AVX-512 BF16 cores.
     "base": dict(steps=3000, batch_size=128, lr=1.4e-3, warmup=200, weight_decay=0.05, bank=30000, styles="seen",
-                 precision="bf16"),
+                 precision="bf16", attention="math"),
 }
 
 
@@ -278,7 +293,7 @@ def build(name: str):
 
 def train(name: str, out, steps=None, batch_size=None, lr=None, bank_size=None, seed: int = 0,
           device: str = "cpu", run_dir=None, resume: bool = False, workers=None, command: str = "",
-          save_dtype=None, precision=None):
+          save_dtype=None, precision=None, attention=None):
     """Train a recipe's model on the mini world (the measuring models on all of it, the base generator
     on the seen styles) and save it to `out`."""
     recipe = dict(RECIPES[name]) if name in RECIPES else None
@@ -309,13 +324,15 @@ def train(name: str, out, steps=None, batch_size=None, lr=None, bank_size=None, 
                              warmup=min(recipe["warmup"], recipe["steps"] // 5 + 1),
                              weight_decay=recipe["weight_decay"], save_every=max(100, recipe["steps"] // 10),
                              precision=precision or recipe.get("precision", "auto"),
+                             attention=attention or recipe.get("attention", "auto"),
                              extra={"model": name, "bank": recipe["bank"], "styles": styles})
     history = fit(model, loss_fn, bank, settings, dev, run_dir=run_dir, resume=resume, desc=f"train {name}")
     info = {"command": command, "device": str(dev), "device_name": torch.cuda.get_device_name(dev)
             if dev.type == "cuda" else "cpu", "torch_threads": torch.get_num_threads(),
             "wall_seconds": round(time.perf_counter() - started, 1), "render_seconds": round(render_seconds, 1),
             "train_seconds": round(model.train_seconds, 1), "steps": settings.steps, "batch_size": settings.batch_size,
-            "lr": settings.lr, "precision": settings.precision, "seed": seed, "images": len(bank), "parameters": n_params,
+            "lr": settings.lr, "precision": settings.precision, "attention": settings.attention, "seed": seed,
+            "images": len(bank), "parameters": n_params,
             "final": history[-1] if history else {}}
     if name == "base":  # which tokenizer and text encoder the generator's tokens and features came from
         from .checkpoints import fingerprint

@@ -200,3 +200,28 @@ def test_token_bank_encodes_once_and_serves_batches():
     batch = bank.batch(torch.tensor([0, 1]))
     assert batch["tokens"].dtype == torch.long and torch.equal(batch["tokens"], expected)
     assert batch["text"] == images.texts[:2] and torch.equal(batch["style_id"], images.style_ids[:2])
+
+
+def test_math_attention_kernel_trains_the_same_model():
+    """The CPU-fast "math" SDPA kernel changes speed, not the loss or the gradients."""
+    import torch
+
+    from styledrop_mini.training import attention_kernel
+    from styledrop_mini.transformer import MaskedTransformer, TransformerConfig, masked_loss, random_mask
+
+    torch.manual_seed(0)
+    model = MaskedTransformer(TransformerConfig(codebook_size=16, grid=4, width=32, layers=2, heads=2, text_width=8))
+    tokens = torch.randint(0, 16, (3, 16))
+    text, text_mask = torch.randn(3, 5, 8), torch.tensor([[True] * 5, [True] * 3 + [False] * 2, [True] + [False] * 4])
+    mask = random_mask(3, 16, torch.Generator().manual_seed(1))
+    results = []
+    for kernel in ("auto", "math"):
+        model.zero_grad()
+        with attention_kernel(kernel):
+            loss, _ = masked_loss(model, tokens, text, text_mask, mask)
+            loss.backward()
+        results.append((loss.detach(), model.head.weight.grad.clone()))
+    assert torch.allclose(results[0][0], results[1][0], atol=1e-5)
+    assert torch.allclose(results[0][1], results[1][1], atol=1e-5)
+    with pytest.raises(ValueError, match="attention"):
+        attention_kernel("flash")
