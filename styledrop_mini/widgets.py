@@ -9,7 +9,7 @@ A cell cannot wait for clicks: the next cell reads `run.selection("human")` from
 """
 from __future__ import annotations
 
-import io
+from pathlib import Path
 
 import ipywidgets as widgets
 
@@ -17,14 +17,6 @@ from .feedback import Run
 
 PAPER_HF = 10  # the paper's people picked about 10 images per style
 SORTS = {"pool order": None, "CLIP text score": "clip_text", "CLIP style score": "clip_style"}
-
-
-def _png(path) -> bytes:
-    from PIL import Image
-
-    buffer = io.BytesIO()
-    Image.open(path).convert("RGB").save(buffer, format="PNG")
-    return buffer.getvalue()
 
 
 class Picker:
@@ -42,7 +34,7 @@ class Picker:
                                                   f"style {item['clip_style']:.3f})",
                                           layout=widgets.Layout(width=f"{thumb}px"))
             toggle.observe(self._clicked, names="value")
-            image = widgets.Image(value=_png(self.run.folder / item["file"]), format="png",
+            image = widgets.Image(value=Path(self.run.folder / item["file"]).read_bytes(), format="png",
                                   layout=widgets.Layout(width=f"{thumb}px", height=f"{thumb}px"))
             self.toggles[item["id"]] = toggle
             self.tiles[item["id"]] = widgets.VBox([image, toggle])
