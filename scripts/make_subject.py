@@ -2,8 +2,8 @@
 
     python scripts/make_subject.py
 
-The subject (world.render_subject) is one particular orange star with two eyes and a teal band, in
-5 poses: what a user would bring as 3-5 photos of "my star".
+The subject (world.render_subject) is one particular star: orange, with six points where every star of
+the world has five. Flat style, 5 poses: what a user would bring as 3-5 photos of "my star".
 """
 import json
 
@@ -16,9 +16,13 @@ def main():
     rows = []
     for pose in range(len(world.SUBJECT_POSES)):
         name = f"pose_{pose}.png"
-        world.render_subject(pose).save(SUBJECT_DIR / name)
-        rows.append({"file_name": name, "text": f"a {world.SUBJECT['identifier']} {world.SUBJECT['class_noun']}",
-                     "class_noun": world.SUBJECT["class_noun"], "identifier": world.SUBJECT["identifier"]})
+        world.render_subject(pose, seed=pose).save(SUBJECT_DIR / name)
+        # The caption of the world's form with the identifier before the class noun: the base model
+        # only draws well from captions that name a colour and a style.
+        text = world.with_articles(f"a {world.SUBJECT['colour']} {world.SUBJECT['identifier']} "
+                                   f"{world.SUBJECT['class_noun']} in flat style")
+        rows.append({"file_name": name, "text": text, "class_noun": world.SUBJECT["class_noun"],
+                     "identifier": world.SUBJECT["identifier"]})
     (SUBJECT_DIR / "metadata.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     print(f"wrote {len(rows)} images to {SUBJECT_DIR}")
 

@@ -247,21 +247,25 @@ def cmd_dreambooth(args) -> int:
     from .pipeline import MusePipeline
 
     images, meta = dreambooth.load_subject(args.subject)
+    prompt, identifier = meta["prompt"], args.identifier or meta["identifier"]
+    words = [identifier if w == meta["identifier"] else w for w in prompt.split()]  # --identifier renames it
+    if args.class_noun:  # --class renames the class noun in the caption
+        words = [args.class_noun if w == meta["class_noun"] else w for w in words]
+    prompt = " ".join(words)
     class_noun = args.class_noun or meta["class_noun"]
-    identifier = args.identifier or meta["identifier"]
     pipe = MusePipeline.load(args.checkpoints)
     out = Path(args.out).with_suffix(".safetensors")
     start = time.perf_counter()
     model, history = dreambooth.tune_subject(
-        pipe, images, class_noun, identifier, adapters.AdapterConfig(kind=args.kind, d_prj=args.d_prj, lora_rank=args.d_prj),
-        steps=args.steps, prior_weight=args.prior_weight, n_class=args.n_class,
+        pipe, images, prompt, identifier, adapters.AdapterConfig(kind=args.kind, d_prj=args.d_prj, lora_rank=args.d_prj),
+        steps=args.steps, lr=args.lr, prior_weight=args.prior_weight, n_class=args.n_class,
         cache_dir=args.cache or out.parent / "class_images", seed=args.seed)
     seconds = time.perf_counter() - start
-    prompt = dreambooth.subject_prompt(class_noun, identifier)
     adapters.save_adapter(model, out, {
         "base_fingerprint": fingerprint(pipe.transformer_file), "role": "content", "prompt": prompt,
-        "class_noun": class_noun, "identifier": identifier, "descriptor": "", "images": len(images),
-        "prior_weight": args.prior_weight, "steps": args.steps, "seed": args.seed, "train_seconds": round(seconds, 1),
+        "class_prompt": dreambooth.class_prompt(prompt, identifier), "class_noun": class_noun,
+        "identifier": identifier, "descriptor": "", "images": len(images), "prior_weight": args.prior_weight,
+        "steps": args.steps, "lr": args.lr, "seed": args.seed, "train_seconds": round(seconds, 1),
         "command": "styledrop-mini " + " ".join(sys.argv[1:])})
     print(f"tuned a content adapter on {len(images)} images of {prompt!r} (prior weight {args.prior_weight}) in "
           f"{seconds:.0f} s; wrote {out.resolve()}")
@@ -289,12 +293,12 @@ def cmd_generate(args) -> int:
         print(f"adapter {args.adapter}: prompt {prompt!r}, lambda_A {args.lambda_a}, lambda_B {args.lambda_b}")
         make = pipe.adapter_guided(adapted, args.lambda_a, args.lambda_b)
     if args.content_adapter:
-        from .sampling import mixed_logits
-        content_model, _ = pipe.with_adapter(args.content_adapter)
-        content_prompt = args.prompt  # the content adapter sees the prompt without the style descriptor
+        content_model, content_info = pipe.with_adapter(args.content_adapter)
+        # The paper gives the content adapter the prompt without the style descriptor. Our base model
+        # only draws well from captions that name a style, so it gets the caption it was tuned on.
+        content_prompt = content_info.get("prompt") or args.prompt
         print(f"content adapter {args.content_adapter}: prompt {content_prompt!r}, gamma {args.gamma}")
-        make = lambda chunk: mixed_logits(adapted, content_model, pipe.text(chunk), pipe.text([content_prompt] * len(chunk)),
-                                          pipe.text([""] * len(chunk)), args.lambda_a, args.lambda_b, args.gamma)
+        make = pipe.mixed(adapted, content_model, content_prompt, args.lambda_a, args.lambda_b, args.gamma)
     start = time.perf_counter()
     images = pipe.generate([prompt] * args.n, seed=args.seed, settings=settings, logits_fn_for=make)
     tiles = [tensor_to_pil(im) for im in images]
@@ -308,6 +312,8 @@ def cmd_generate(args) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     from .adapters import GUIDANCE, TUNING, AdapterConfig
+    from .dreambooth import PRIOR
+    from .dreambooth import TUNING as DREAMBOOTH
     from .feedback import FeedbackSettings
     from .prompts import TEMPLATE
     from .sampling import SamplerSettings
@@ -409,12 +415,13 @@ def build_parser() -> argparse.ArgumentParser:
     db.add_argument("--class", dest="class_noun", help="the subject's class noun (default: from metadata.jsonl)")
     db.add_argument("--identifier", help="the rare identifier (default: from metadata.jsonl, else 'sks')")
     db.add_argument("--out", "-o", required=True, help="adapter file to write (.safetensors)")
-    db.add_argument("--steps", type=int, default=TUNING["steps"])
-    db.add_argument("--prior-weight", type=float, default=1.0, help="w of the class prior loss (0: none)")
-    db.add_argument("--n-class", type=int, default=64, help="class images drawn once by the base model")
+    db.add_argument("--steps", type=int, default=DREAMBOOTH["steps"])
+    db.add_argument("--lr", type=float, default=DREAMBOOTH["lr"])
+    db.add_argument("--prior-weight", type=float, default=PRIOR["weight"], help="w of the class prior loss (0: none)")
+    db.add_argument("--n-class", type=int, default=PRIOR["n_class"], help="class images drawn once by the base model")
     db.add_argument("--cache", help="where class images are cached (default: class_images/ beside --out)")
     db.add_argument("--kind", choices=["bottleneck", "lora"], default="bottleneck")
-    db.add_argument("--d-prj", type=int, default=AdapterConfig.d_prj)
+    db.add_argument("--d-prj", type=int, default=DREAMBOOTH["d_prj"], help="adapter width (LoRA: rank)")
     db.add_argument("--seed", type=int, default=0)
     db.add_argument("--checkpoints", help="folder with the checkpoints (default: data/checkpoints)")
     db.set_defaults(func=cmd_dreambooth)

@@ -1,12 +1,13 @@
 """DreamBooth content adapters: one particular subject, bound to a rare identifier.
 
 DreamBooth tunes on a few images of one subject captioned "a sks star" ("sks": a token that means
-nothing yet; "star": the subject's class). Tuned on those alone, the adapter also changes what the
-plain class word draws — "a star" drifts toward the subject (language drift). Prior preservation
-keeps the class word's meaning: the frozen base model draws images for "a star" once (cached), and
-they train alongside, with their own prompt:
+nothing yet; "star": the subject's class). Our base model only knows captions of the world's form,
+so our subject's photos are captioned "an orange sks star in flat style". Tuned on those alone, the
+adapter also changes what the plain class words draw — "an orange star in flat style" drifts toward
+the subject (language drift). Prior preservation keeps their meaning: the frozen base model draws
+images for the caption without the identifier once (cached), and they train alongside:
 
-    loss = L(subject images, "a sks star") + w · L(class images, "a star")       (w = 1, as diffusers)
+    loss = L(subject images, "... sks star ...") + w · L(class images, "... star ...")   (w = 1, as diffusers)
 
 The content adapter is an ordinary adapter file (adapters.py), so it mixes with a StyleDrop style
 adapter at sampling time (sampling.mixed_logits).
@@ -25,39 +26,59 @@ from .transformer import prompt_loss_fn
 
 SUBJECT_DIR = DATA_DIR / "subjects" / "sks_star"
 PRIOR = dict(weight=1.0, n_class=64)  # diffusers' default weight; class images drawn once and cached
+# Content tuning needs more than style tuning: the identity (six points, not five) is a finer detail
+# than a style. Found by hand in notebook 08 (lr 1e-3 or d_prj 4 draw five-point stars).
+TUNING = dict(steps=600, lr=3e-3, d_prj=32)
 
 
 def subject_prompt(class_noun: str, identifier: str = "sks") -> str:
+    """DreamBooth's plain instance prompt, "a sks star", for subjects whose photos carry no caption."""
     return f"a {identifier} {class_noun}"
 
 
+def class_prompt(prompt: str, identifier: str) -> str:
+    """The instance prompt without its identifier: "an orange sks star in flat style" ->
+    "an orange star in flat style" — what prior preservation keeps the base model drawing."""
+    words = prompt.split()
+    if identifier not in words:
+        raise ValueError(f"the prompt {prompt!r} does not contain the identifier {identifier!r}")
+    return " ".join(w for w in words if w != identifier)
+
+
 def load_subject(folder=SUBJECT_DIR) -> tuple[torch.Tensor, dict]:
-    """The subject's images (K, 3, 64, 64) and its metadata (class_noun, identifier) from a folder
-    with a metadata.jsonl (one {"file_name", "class_noun", "identifier"} line per image)."""
+    """The subject's images (K, 3, 64, 64) and its metadata: class_noun, identifier and prompt (the
+    photos' caption with the identifier, e.g. "an orange sks star in flat style"), from a folder with
+    a metadata.jsonl (one {"file_name", "class_noun", "identifier", "text"} line per image)."""
     folder = Path(folder)
     meta = folder / "metadata.jsonl"
     if not meta.is_file():
         raise FileNotFoundError(f"{folder} has no metadata.jsonl: one line per image, "
-                                '{"file_name": ..., "class_noun": "star", "identifier": "sks"}')
+                                '{"file_name": ..., "class_noun": "star", "identifier": "sks", "text": "a sks star"}')
     rows = [json.loads(line) for line in meta.read_text().splitlines() if line.strip()]
     if not rows:
         raise ValueError(f"{meta} lists no images")
+    class_noun, identifier = rows[0]["class_noun"], rows[0].get("identifier", "sks")
+    prompt = rows[0].get("text") or subject_prompt(class_noun, identifier)
+    if identifier not in prompt.split() or class_noun not in prompt:
+        raise ValueError(f"{meta}: the caption {prompt!r} must contain the identifier {identifier!r} and the "
+                         f"class noun {class_noun!r}")
     images = torch.stack([pil_to_tensor(load_image(folder / r["file_name"], size=64)) for r in rows])
-    return images, {"class_noun": rows[0]["class_noun"], "identifier": rows[0].get("identifier", "sks")}
+    return images, {"class_noun": class_noun, "identifier": identifier, "prompt": prompt}
 
 
 @torch.no_grad()
-def class_tokens(pipe, class_noun: str, n: int = PRIOR["n_class"], seed: int = 0, cache_dir=None) -> torch.Tensor:
-    """Token grids of `n` images the frozen base model draws for "a {class_noun}" — made once, then
-    read from `cache_dir` (keyed by class, count, seed and the base model's fingerprint)."""
-    base = fingerprint(pipe.transformer_file) if hasattr(pipe, "transformer_file") else "unsaved"
-    path = Path(cache_dir) / f"class_{class_noun.replace(' ', '_')}_{n}_{seed}_{base}.safetensors" if cache_dir else None
+def class_tokens(pipe, prompt: str, n: int = PRIOR["n_class"], seed: int = 0, cache_dir=None) -> torch.Tensor:
+    """Token grids of `n` images the frozen base model draws for the class prompt — made once, then
+    read from `cache_dir` (keyed by prompt, count, seed and the base model's fingerprint)."""
+    base = fingerprint(pipe.transformer_file) if getattr(pipe, "transformer_file", None) else "unsaved"
+    slug = "_".join(prompt.split())
+    path = Path(cache_dir) / f"class_{slug}_{n}_{seed}_{base}.safetensors" if cache_dir else None
     if path is not None and path.is_file():
         return read_checkpoint(path, "class_tokens")[0]["tokens"]
-    images = pipe.generate([f"a {class_noun}"] * n, seed=seed, progress=False)
+    images = pipe.generate([prompt] * n, seed=seed, progress=False)
     tokens = pipe.tokenizer.encode(images.to(pipe.device)).flatten(1).cpu().short()
     if path is not None:
-        save_checkpoint(path, {"tokens": tokens}, "class_tokens", {"class_noun": class_noun, "n": n, "seed": seed},
+        save_checkpoint(path, {"tokens": tokens}, "class_tokens", {"prompt": prompt, "n": n, "seed": seed},
                         {"base_fingerprint": base})
     return tokens
 
@@ -79,16 +100,45 @@ def prior_loss_fn(text_encoder, prior_tokens: torch.Tensor, class_prompt: str, w
     return loss_fn
 
 
-def tune_subject(pipe, images: torch.Tensor, class_noun: str, identifier: str = "sks", config=None,
-                 steps: int = 300, lr: float = 3e-4, prior_weight: float = PRIOR["weight"],
+def tune_subject(pipe, images: torch.Tensor, prompt: str, identifier: str = "sks", config=None,
+                 steps: int = TUNING["steps"], lr: float = TUNING["lr"], prior_weight: float = PRIOR["weight"],
                  n_class: int = PRIOR["n_class"], cache_dir=None, seed: int = 0):
-    """A DreamBooth content adapter on the subject's images captioned "a {identifier} {class_noun}".
+    """A DreamBooth content adapter on the subject's images captioned `prompt` ("an orange sks star in
+    flat style"), with prior preservation on the same caption without the identifier.
     Returns (adapted model, history)."""
-    from .adapters import tune
+    from .adapters import AdapterConfig, tune
 
     loss_fn = None
     if prior_weight:
-        prior = class_tokens(pipe, class_noun, n_class, seed=seed, cache_dir=cache_dir)
-        loss_fn = prior_loss_fn(pipe.text_encoder, prior, f"a {class_noun}", prior_weight)
-    prompt = subject_prompt(class_noun, identifier)
+        plain = class_prompt(prompt, identifier)
+        prior = class_tokens(pipe, plain, n_class, seed=seed, cache_dir=cache_dir)
+        loss_fn = prior_loss_fn(pipe.text_encoder, prior, plain, prior_weight)
+    config = config or AdapterConfig(d_prj=TUNING["d_prj"])
     return tune(pipe, images, [prompt] * len(images), config, steps=steps, lr=lr, seed=seed, loss_fn=loss_fn)
+
+
+def mixing_report(pipe, style_model, content_model, prompt: str, descriptor: str, style: str, gammas,
+                  judges, subject_judge, n: int = 16, seed: int = 0, guidance=None,
+                  content_prompt: str | None = None) -> tuple[list[dict], torch.Tensor]:
+    """The γ sweep: for each γ, `n` images of `prompt` ("an orange sks star") in the style — the style
+    adapter sees "... in {descriptor} style", the content adapter `content_prompt` (default: `prompt`)
+    — with their subject fidelity (subject judge), judge style accuracy and seconds per image.
+    Returns (rows, images (G, n, ...))."""
+    import time
+
+    from . import prompts as templates
+    from .adapters import GUIDANCE
+
+    lambda_a, lambda_b = guidance or GUIDANCE
+    styled = templates.styled(prompt, descriptor)
+    rows, images = [], []
+    for gamma in gammas:
+        start = time.perf_counter()
+        drawn = pipe.generate([styled] * n, seed=seed, progress=False,
+                              logits_fn_for=pipe.mixed(style_model, content_model, content_prompt or prompt,
+                                                      lambda_a, lambda_b, gamma))
+        seconds = time.perf_counter() - start
+        rows.append({"gamma": gamma, "subject": subject_judge.fidelity(drawn),
+                     "style": judges.accuracy(drawn, style=style)["style"], "seconds_per_image": seconds / n})
+        images.append(drawn)
+    return rows, torch.stack(images)

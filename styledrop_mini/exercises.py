@@ -414,3 +414,24 @@ def _read_selection(answer) -> str:
         if list(empty) != []:
             raise ExerciseError("a run with no saved selection should give [] (nothing picked yet), not fail")
     return "the selection on disk is the truth: the widget only writes it"
+
+
+@exercise("08.class_prompt")
+def _class_prompt(answer) -> str:
+    cases = {("an orange sks star in flat style", "sks"): "an orange star in flat style",
+             ("a sks dog", "sks"): "a dog",
+             ("a zwx robot in pixel art style", "zwx"): "a robot in pixel art style"}
+    for (prompt, identifier), want in cases.items():
+        got = answer(prompt, identifier)
+        if got == prompt:
+            raise ExerciseError(f"{prompt!r} came back unchanged: remove the identifier {identifier!r}")
+        if "  " in got or got != got.strip():
+            raise ExerciseError(f"got {got!r}: removing a word must not leave double or trailing spaces")
+        if got != want:
+            raise ExerciseError(f"class_prompt({prompt!r}, {identifier!r}) should be {want!r}, got {got!r}")
+    got = answer("a tasks sks star", "sks")
+    if got != "a tasks star":
+        raise ExerciseError(f"only the whole word is the identifier: 'a tasks sks star' should become 'a tasks star', "
+                            f"got {got!r} (str.replace also cuts words that contain it)")
+    return "the class prompt is the instance prompt without the identifier: what prior preservation protects"
+

@@ -141,3 +141,126 @@ def judges_loss(model: Judges, batch: dict):
         losses.append(F.cross_entropy(logits[name].float(), target, label_smoothing=0.05))
         metrics[f"{name}_acc"] = float((logits[name].argmax(-1) == target).float().mean())
     return sum(losses), metrics
+
+
+# ----------------------------------------------------------------------------------------------
+# The subject judge: "is this the sks star?" — DreamBooth's subject fidelity, with ground truth
+# ----------------------------------------------------------------------------------------------
+# The world can draw its DreamBooth subject (world.render_subject) in every style, held-out ones too,
+# so we can train a judge of identity the same way as the others: positives are the subject in any
+# style and pose; negatives are the look-alikes a generator might draw instead — ordinary five-point
+# stars of every colour (orange ones included), six-point stars of other colours, and anything else
+# in the world. Half the examples pass through the tokenizer first, because the judge looks at
+# generated images, which are tokenizer decodes.
+SUBJECT_KIND = "subject_judge"
+SUBJECT_TRAINING = dict(n=6000, steps=800, batch_size=128, lr=3e-3, seed=0)
+
+
+@dataclass
+class SubjectJudgeConfig:
+    image_size: int = 64
+    channels: tuple = (16, 32, 64)
+    hidden: int = 64
+    dropout: float = 0.1
+
+
+class SubjectJudge(nn.Module):
+    """A small CNN with one logit: is this image the DreamBooth subject, in whatever style?"""
+
+    def __init__(self, config: SubjectJudgeConfig | None = None):
+        super().__init__()
+        self.config = config or SubjectJudgeConfig()
+        self.config.channels = tuple(self.config.channels)
+        cfg, width, stages = self.config, 3, []
+        for c in cfg.channels:
+            stages.append(conv_stage(width, c))
+            width = c
+        side = cfg.image_size // 2 ** len(cfg.channels)
+        self.net = nn.Sequential(*stages, nn.Flatten(), nn.Dropout(cfg.dropout),
+                                 nn.Linear(width * side * side, cfg.hidden), nn.ReLU(inplace=True),
+                                 nn.Linear(cfg.hidden, 1))
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """images (B, 3, 64, 64) in [0, 1] -> one logit each (B,)."""
+        s = self.config.image_size
+        if images.ndim != 4 or images.shape[1:] != (3, s, s):
+            raise ValueError(f"expected images of shape (B, 3, {s}, {s}), got {tuple(images.shape)}")
+        return self.net(images * 2 - 1)[:, 0]
+
+    @torch.no_grad()
+    def probability(self, images: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
+        """P(this is the subject) for each image (B,)."""
+        device = next(self.parameters()).device
+        return torch.cat([self(images[i:i + batch_size].to(device).float()).float().sigmoid().cpu()
+                          for i in range(0, len(images), batch_size)])
+
+    def fidelity(self, images: torch.Tensor) -> float:
+        """Subject fidelity: the fraction of images the judge calls the subject (P > 0.5)."""
+        return float((self.probability(images) > 0.5).float().mean())
+
+    def save(self, path, info=None, dtype=None):
+        return save_model(self, path, SUBJECT_KIND, info, dtype)
+
+    @staticmethod
+    def load(path, device="cpu") -> "SubjectJudge":
+        return load_model(SubjectJudge, SubjectJudgeConfig, path, SUBJECT_KIND, device)
+
+
+def subject_examples(n: int, seed: int = 0, styles=None) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
+    """`n` rendered images with labels (1 = the subject) and a short description of each: half the
+    subject in a random pose and style, half look-alikes (see above). Same seed, same images."""
+    import numpy as np
+
+    from .images import pil_to_tensor
+
+    rng = np.random.default_rng(seed)
+    styles = list(styles or world.STYLES)
+    others = [c for c in world.COLOURS if c != world.SUBJECT["colour"]]
+    images, labels, kinds = [], [], []
+    for i in range(n):
+        style, render_seed, r = styles[rng.integers(len(styles))], int(rng.integers(2**31)), rng.random()
+        if r < 0.5:
+            image, label, kind = world.render_subject(None, style, render_seed), 1, "subject"
+        elif r < 0.65:
+            image, label, kind = world.render("star", world.SUBJECT["colour"], style, render_seed), 0, "orange star"
+        elif r < 0.75:
+            colour = list(world.COLOURS)[rng.integers(len(world.COLOURS))]
+            image, label, kind = world.render("star", colour, style, render_seed), 0, "star"
+        elif r < 0.85:
+            colour = others[rng.integers(len(others))]
+            image, label, kind = world.render_subject(None, style, render_seed, colour), 0, "six points, other colour"
+        else:
+            content = world.CONTENTS[rng.integers(len(world.CONTENTS))]
+            colour = list(world.COLOURS)[rng.integers(len(world.COLOURS))]
+            image, label, kind = world.render(content, colour, style, render_seed), 0, "anything else"
+        images.append(pil_to_tensor(image))
+        labels.append(label)
+        kinds.append(kind)
+    return torch.stack(images), torch.tensor(labels, dtype=torch.float32), kinds
+
+
+def train_subject_judge(tokenizer, n: int = SUBJECT_TRAINING["n"], steps: int = SUBJECT_TRAINING["steps"],
+                        batch_size: int = SUBJECT_TRAINING["batch_size"], lr: float = SUBJECT_TRAINING["lr"],
+                        seed: int = SUBJECT_TRAINING["seed"], progress: bool = True) -> tuple[SubjectJudge, list]:
+    """Train a SubjectJudge on `n` examples and their tokenizer reconstructions. Returns (judge, losses)."""
+    from tqdm.auto import tqdm
+
+    from .metrics import reconstruct
+
+    images, labels, _ = subject_examples(n, seed)
+    decoded, _ = reconstruct(tokenizer, images)
+    images, labels = torch.cat([images, decoded.clamp(0, 1)]), torch.cat([labels, labels])
+    torch.manual_seed(seed)
+    judge = SubjectJudge()
+    optimizer = torch.optim.AdamW(judge.parameters(), lr=lr, weight_decay=1e-4)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, lr, total_steps=steps, pct_start=0.1)
+    generator, losses = torch.Generator().manual_seed(seed), []
+    for _ in tqdm(range(steps), desc="subject judge", disable=not progress):
+        index = torch.randint(len(images), (batch_size,), generator=generator)
+        loss = F.binary_cross_entropy_with_logits(judge(degrade(images[index], generator)), labels[index])
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        schedule.step()
+        losses.append(loss.item())
+    return judge.eval(), losses

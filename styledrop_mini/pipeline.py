@@ -81,6 +81,15 @@ class MusePipeline:
         return lambda prompts: adapter_guided_logits(adapted, self.text(prompts), self.text([""] * len(prompts)),
                                                      lambda_a, lambda_b, base=self.transformer if full else None)
 
+    def mixed(self, style_model, content_model, content_prompt: str, lambda_a: float, lambda_b: float, gamma: float):
+        """`logits_fn_for` of `generate` that mixes a style adapter (seeing the styled prompts) with a
+        content adapter (seeing `content_prompt`, no style descriptor): StyleDrop Sec. 3.4."""
+        from .sampling import mixed_logits
+
+        return lambda prompts: mixed_logits(style_model, content_model, self.text(prompts),
+                                            self.text([content_prompt] * len(prompts)), self.text([""] * len(prompts)),
+                                            lambda_a, lambda_b, gamma)
+
     @torch.no_grad()
     def generate(self, prompts, seed: int = 0, settings: SamplerSettings | None = None, batch_size: int = 64,
                  logits_fn_for=None, progress: bool = True, keep_steps: bool = False):

@@ -405,10 +405,12 @@ def render(content: str, colour: str, style: str, seed: int = 0, size: int = IMA
         raise ValueError(f"size must be between 16 and 1024 pixels, got {size}")
     rng = np.random.default_rng(seed)
     canvas = size * SUPERSAMPLE
-    u = canvas / 64
-    jitter = Jitter.draw(rng, content)
-    mask = content_mask(content, canvas, jitter)
-    pixels = STYLE_RENDERERS[style](mask, COLOURS[colour], rng, u)
+    return _paint(content_mask(content, canvas, Jitter.draw(rng, content)), colour, style, rng, size)
+
+
+def _paint(mask: Image.Image, colour: str, style: str, rng: np.random.Generator, size: int) -> Image.Image:
+    """Stage 2 and the shrink: the style turns the mask into pixels, drawn big, then box-filtered."""
+    pixels = STYLE_RENDERERS[style](mask, COLOURS[colour], rng, mask.width / 64)
     big = Image.fromarray((np.clip(pixels, 0, 1) * 255 + 0.5).astype(np.uint8), "RGB")
     return big.resize((size, size), Image.BOX)
 
@@ -416,33 +418,40 @@ def render(content: str, colour: str, style: str, seed: int = 0, size: int = IMA
 # ----------------------------------------------------------------------------------------------
 # A subject for DreamBooth: one particular star, which no caption of the world describes
 # ----------------------------------------------------------------------------------------------
-SUBJECT = {"class_noun": "star", "identifier": "sks", "colour": "orange"}
-# Five "photos" of the same star: (dx, dy, scale, angle in degrees, background).
-SUBJECT_POSES = ((0.0, 0.0, 0.74, 0, (250, 250, 247)), (-0.1, 0.08, 0.62, 14, (232, 234, 237)),
-                 (0.1, -0.06, 0.68, -18, (244, 238, 222)), (0.06, 0.1, 0.58, 28, (236, 244, 240)),
-                 (-0.08, -0.08, 0.7, -8, (250, 250, 247)))
+# Every "star" of the world has five points. Our subject is an orange star with SIX points: its
+# identity is in its shape, which the 8x8-token tokenizer keeps. (A first subject carried a face and
+# a teal band; the tokenizer reconstructed it as a plain orange star, so no generator built on it
+# could ever draw that identity: notebook 08 shows both.)
+SUBJECT = {"class_noun": "star", "identifier": "sks", "colour": "orange", "points": 6}
+SUBJECT_POLYGON = _star(SUBJECT["points"], inner=0.55)
+# Five "photos" of the same star, as jitters (dx, dy, scale, angle): what a user brings as 3-5 photos.
+SUBJECT_POSES = (Jitter(0.0, 0.0, 0.74, 0), Jitter(-0.1, 0.08, 0.62, 14), Jitter(0.1, -0.06, 0.68, -18),
+                 Jitter(0.06, 0.1, 0.58, 28), Jitter(-0.08, -0.08, 0.7, -8))
 
 
-def render_subject(pose: int = 0, size: int = IMAGE_SIZE) -> Image.Image:
-    """The DreamBooth subject in one of its SUBJECT_POSES: an orange star with two eyes and a teal band
-    across it — a specific star, not any star."""
-    if not 0 <= pose < len(SUBJECT_POSES):
-        raise ValueError(f"pose must be in 0..{len(SUBJECT_POSES) - 1}, got {pose}")
-    dx, dy, scale, angle, background = SUBJECT_POSES[pose]
+def subject_mask(canvas: int, jitter: Jitter) -> Image.Image:
+    """Stage 1 for the subject: its six-pointed outline as an 'L' mask, moved by `jitter`."""
+    mask = Image.new("L", (canvas, canvas), 0)
+    half, r = canvas / 2, jitter.scale * canvas / 2
+    ImageDraw.Draw(mask).polygon([(half + r * x, half + r * y) for x, y in SUBJECT_POLYGON], fill=255)
+    return mask.rotate(jitter.angle, resample=Image.BILINEAR, translate=(jitter.dx * canvas, jitter.dy * canvas))
+
+
+def render_subject(pose: int | None = 0, style: str = "flat", seed: int = 0, colour: str = SUBJECT["colour"],
+                   size: int = IMAGE_SIZE) -> Image.Image:
+    """The DreamBooth subject drawn like any image of the world: one of its SUBJECT_POSES (or, with
+    pose=None, a random jitter from `seed`), in any style — held-out ones included, which is the
+    ground truth of "the sks star in watercolor". Another `colour` gives a look-alike that is not it."""
+    _check_labels("star", colour, style)
+    rng = np.random.default_rng(seed)
+    if pose is None:
+        jitter = Jitter.draw(rng, "star")
+    elif 0 <= pose < len(SUBJECT_POSES):
+        jitter = SUBJECT_POSES[pose]
+    else:
+        raise ValueError(f"pose must be None or in 0..{len(SUBJECT_POSES) - 1}, got {pose}")
     canvas = size * SUPERSAMPLE
-    mask = draw_content("star", canvas, scale)
-    star = Image.new("RGB", (canvas, canvas), COLOURS[SUBJECT["colour"]])
-    draw = ImageDraw.Draw(star)
-    c, r = canvas / 2, scale * canvas / 2
-    draw.polygon([(c - r, c + 0.12 * r), (c + r, c - 0.08 * r), (c + r, c + 0.22 * r), (c - r, c + 0.42 * r)],
-                 fill=(0, 150, 150))  # the band, below the eyes, sloping a little
-    for ex in (-0.2, 0.2):  # the eyes
-        draw.ellipse([c + (ex - 0.1) * r, c - 0.3 * r, c + (ex + 0.1) * r, c - 0.1 * r], fill=(30, 30, 30))
-    picture = Image.new("RGB", (canvas, canvas), background)
-    picture.paste(star, (0, 0), mask)
-    moved = picture.rotate(angle, resample=Image.BILINEAR, translate=(dx * canvas, dy * canvas),
-                           fillcolor=background)
-    return moved.resize((size, size), Image.BOX)
+    return _paint(subject_mask(canvas, jitter), colour, style, rng, size)
 
 
 def contact_sheet(seed: int = 0, contents=None, size: int = IMAGE_SIZE, tile: int = 64) -> Image.Image:

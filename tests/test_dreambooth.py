@@ -62,14 +62,17 @@ class FakePipe:
 def test_class_images_are_drawn_once_then_read_from_the_cache(tmp_path, monkeypatch):
     monkeypatch.setattr(dreambooth, "fingerprint", lambda path: "base123")
     pipe = FakePipe()
-    first = dreambooth.class_tokens(pipe, "star", n=6, cache_dir=tmp_path)
+    pipe.transformer_file = tmp_path / "base.safetensors"
+    first = dreambooth.class_tokens(pipe, "an orange star in flat style", n=6, cache_dir=tmp_path)
     assert first.shape == (6, 16) and FakePipe.calls == 1
-    cached = list(tmp_path.glob("class_star_6_0_base123.safetensors"))
+    cached = list(tmp_path.glob("class_an_orange_star_in_flat_style_6_0_base123.safetensors"))
     assert len(cached) == 1
-    again = dreambooth.class_tokens(pipe, "star", n=6, cache_dir=tmp_path)
+    again = dreambooth.class_tokens(pipe, "an orange star in flat style", n=6, cache_dir=tmp_path)
     assert torch.equal(again, first) and FakePipe.calls == 1  # reused, not redrawn
-    dreambooth.class_tokens(pipe, "star", n=6, seed=1, cache_dir=tmp_path)
+    dreambooth.class_tokens(pipe, "an orange star in flat style", n=6, seed=1, cache_dir=tmp_path)
     assert FakePipe.calls == 2  # another seed is another set
+    dreambooth.class_tokens(pipe, "a star", n=6, cache_dir=tmp_path)
+    assert FakePipe.calls == 3  # another class prompt too
 
 
 def test_prior_preservation_adds_the_class_loss():
@@ -91,11 +94,19 @@ def test_prior_preservation_adds_the_class_loss():
     assert "prior_loss" in metrics and torch.allclose(with_prior, alone + metrics["prior_loss"], atol=1e-4)
 
 
-def test_the_bundled_subject_loads_with_its_class_and_identifier():
+def test_the_bundled_subject_loads_with_its_caption_class_and_identifier(tmp_path):
     images, meta = dreambooth.load_subject()
     assert images.shape == (5, 3, 64, 64)
-    assert meta == {"class_noun": "star", "identifier": "sks"}
-    assert dreambooth.subject_prompt(meta["class_noun"]) == "a sks star"
+    assert meta == {"class_noun": "star", "identifier": "sks", "prompt": "an orange sks star in flat style"}
+    assert dreambooth.class_prompt(meta["prompt"], "sks") == "an orange star in flat style"
+    assert dreambooth.subject_prompt("star") == "a sks star"
+    with pytest.raises(ValueError, match="identifier 'xyz'"):
+        dreambooth.class_prompt("a sks star", "xyz")
+    (tmp_path / "metadata.jsonl").write_text('{"file_name": "a.png", "class_noun": "star", "text": "a red star"}\n')
+    with pytest.raises(ValueError, match="metadata.jsonl.*must contain the identifier 'sks'"):
+        dreambooth.load_subject(tmp_path)
+    with pytest.raises(FileNotFoundError, match="no metadata.jsonl"):
+        dreambooth.load_subject(tmp_path / "nowhere")
 
 
 def test_cli_dreambooth_then_mixed_generation(tmp_path, capsys):
@@ -104,13 +115,15 @@ def test_cli_dreambooth_then_mixed_generation(tmp_path, capsys):
 
     star, glass = tmp_path / "star.safetensors", tmp_path / "glass.safetensors"
     assert main(["dreambooth", str(dreambooth.SUBJECT_DIR), "-o", str(star), "--steps", "2", "--n-class", "2"]) == 0
-    assert "'a sks star'" in capsys.readouterr().out and list((tmp_path / "class_images").glob("*.safetensors"))
+    assert "'an orange sks star in flat style'" in capsys.readouterr().out
+    assert list((tmp_path / "class_images").glob("class_an_orange_star_in_flat_style_*.safetensors"))
     assert main(["style-tune", str(STYLES_DIR / "stained_glass.png"), "--content", "a yellow house",
                  "--style", "stained glass", "-o", str(glass), "--steps", "2"]) == 0
     grid = tmp_path / "mixed.png"
-    assert main(["generate", "a sks star", "--adapter", str(glass), "--content-adapter", str(star), "--gamma", "0.6",
-                 "-n", "2", "--steps", "3", "-o", str(grid)]) == 0
+    assert main(["generate", "an orange sks star", "--adapter", str(glass), "--content-adapter", str(star),
+                 "--gamma", "0.6", "-n", "2", "--steps", "3", "-o", str(grid)]) == 0
     out = capsys.readouterr().out
-    assert "'a sks star in stained glass style'" in out and "gamma 0.6" in out and grid.exists()
+    assert "'an orange sks star in stained glass style'" in out and "gamma 0.6" in out and grid.exists()
+    assert "content adapter" in out and "prompt 'an orange sks star in flat style'" in out
     assert main(["generate", "a sks star", "--content-adapter", str(star), "-o", str(grid)]) == 2
     assert "give --adapter too" in capsys.readouterr().err

@@ -119,3 +119,13 @@ def test_feedback_checkers():
     check("07.read_selection", read)
     with pytest.raises(ExerciseError, match="not an error"):
         check("07.read_selection", lambda folder: json.loads((Path(folder) / "selections" / "human.json").read_text())["ids"])
+
+
+def test_class_prompt_checker_explains_common_mistakes():
+    check("08.class_prompt", lambda prompt, identifier: " ".join(w for w in prompt.split() if w != identifier))
+    with pytest.raises(ExerciseError, match="double or trailing spaces"):
+        check("08.class_prompt", lambda prompt, identifier: prompt.replace(identifier, ""))
+    with pytest.raises(ExerciseError, match="whole word"):
+        check("08.class_prompt", lambda prompt, identifier: prompt.replace(identifier + " ", ""))
+    with pytest.raises(ExerciseError, match="unchanged"):
+        check("08.class_prompt", lambda prompt, identifier: prompt)

@@ -31,3 +31,30 @@ def test_bundled_judges_are_accurate_on_fresh_renders():
     # chance is 1/40, 1/8, 1/12: an untrained judge stays near it
     untrained = Judges().eval().accuracy(images, style=[it["style"] for it in items])
     assert untrained["style"] < 0.4
+
+
+def test_subject_examples_are_balanced_labelled_and_reproducible():
+    from styledrop_mini.judges import subject_examples
+
+    images, labels, kinds = subject_examples(200, seed=3)
+    assert images.shape == (200, 3, 64, 64) and labels.shape == (200,)
+    assert 0.35 < labels.mean() < 0.65
+    assert all((k == "subject") == bool(y) for k, y in zip(kinds, labels))
+    assert {"orange star", "six points, other colour", "anything else"} <= set(kinds)
+    again, _, _ = subject_examples(200, seed=3)
+    assert torch.equal(images, again)
+
+
+def test_bundled_subject_judge_finds_the_subject_and_not_an_orange_star():
+    from styledrop_mini.images import pil_to_tensor
+    from styledrop_mini.judges import SubjectJudge
+
+    judge = SubjectJudge.load(CHECKPOINT_DIR / "subject_judge.safetensors")
+    seeds = range(777, 777 + 8)  # not the training seeds' stream
+    for style in world.HELD_OUT_STYLES + ("flat",):
+        subject = torch.stack([pil_to_tensor(world.render_subject(None, style, s)) for s in seeds])
+        stars = torch.stack([pil_to_tensor(world.render("star", "orange", style, s)) for s in seeds])
+        assert judge.fidelity(subject) >= 0.75, style
+        assert judge.fidelity(stars) <= 0.25, style
+    with pytest.raises(ValueError, match="expected images of shape"):
+        judge(torch.zeros(2, 3, 32, 32))

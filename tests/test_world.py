@@ -1,3 +1,5 @@
+import math
+
 import numpy as np
 import pytest
 
@@ -95,16 +97,26 @@ def test_contact_sheet_has_a_row_per_style():
     assert sheet.height > len(world.STYLES) * 32
 
 
-def test_the_dreambooth_subject_is_one_specific_star_in_five_poses():
+def test_the_dreambooth_subject_is_one_specific_star_in_five_poses_and_any_style():
     import numpy as np
 
-    poses = [np.asarray(world.render_subject(i), dtype=np.float32) for i in range(len(world.SUBJECT_POSES))]
+    poses = [np.asarray(world.render_subject(i, seed=i), dtype=np.float32) for i in range(len(world.SUBJECT_POSES))]
     assert all(p.shape == (64, 64, 3) for p in poses) and len(poses) == 5
     assert np.array_equal(poses[0], np.asarray(world.render_subject(0), dtype=np.float32))  # deterministic
     assert min(np.abs(a - b).mean() for i, a in enumerate(poses) for b in poses[i + 1:]) > 5  # poses differ
-    teal = np.array(world.COLOURS["teal"], dtype=np.float32)
-    band = [(np.abs(p - teal).sum(-1) < 60).mean() for p in poses]
-    plain = np.asarray(world.render("star", "orange", "flat", seed=0), dtype=np.float32)
-    assert min(band) > 0.01 and (np.abs(plain - teal).sum(-1) < 60).mean() == 0  # the band marks this star
+    # six points where the world's stars have five: count the outline's peaks around the centre
+    canvas = 256
+    for polygon, points in ((world.SUBJECT_POLYGON, 6), (world.POLYGONS["star"], 5)):
+        radii = [math.hypot(x, y) for x, y in polygon]
+        assert sum(r > 0.9 for r in radii) == points
+    upright = world.Jitter(0, 0, 0.7, 0)
+    six = np.asarray(world.subject_mask(canvas, upright), dtype=np.float32) / 255
+    five = np.asarray(world.content_mask("star", canvas, upright), dtype=np.float32) / 255
+    assert np.abs(six - five).mean() > 0.05  # not the same silhouette
+    for style in world.STYLES:  # drawn like the world: any style, held-out ones too
+        assert world.render_subject(None, style, seed=3).size == (64, 64)
+    orange = np.asarray(world.render_subject(0), dtype=np.float32)
+    blue = np.asarray(world.render_subject(0, colour="blue"), dtype=np.float32)
+    assert np.abs(orange - blue).mean() > 5
     with pytest.raises(ValueError, match="pose"):
         world.render_subject(5)
