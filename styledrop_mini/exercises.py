@@ -434,4 +434,3 @@ def _class_prompt(answer) -> str:
         raise ExerciseError(f"only the whole word is the identifier: 'a tasks sks star' should become 'a tasks star', "
                             f"got {got!r} (str.replace also cuts words that contain it)")
     return "the class prompt is the instance prompt without the identifier: what prior preservation protects"
-

@@ -217,7 +217,7 @@ def subject_examples(n: int, seed: int = 0, styles=None) -> tuple[torch.Tensor, 
     styles = list(styles or world.STYLES)
     others = [c for c in world.COLOURS if c != world.SUBJECT["colour"]]
     images, labels, kinds = [], [], []
-    for i in range(n):
+    for _ in range(n):
         style, render_seed, r = styles[rng.integers(len(styles))], int(rng.integers(2**31)), rng.random()
         if r < 0.5:
             image, label, kind = world.render_subject(None, style, render_seed), 1, "subject"

@@ -83,7 +83,8 @@ class MusePipeline:
 
     def mixed(self, style_model, content_model, content_prompt: str, lambda_a: float, lambda_b: float, gamma: float):
         """`logits_fn_for` of `generate` that mixes a style adapter (seeing the styled prompts) with a
-        content adapter (seeing `content_prompt`, no style descriptor): StyleDrop Sec. 3.4."""
+        content adapter (seeing `content_prompt`; the paper's is the prompt without the style
+        descriptor, ours the content adapter's own caption, see notebook 08): StyleDrop Sec. 3.4."""
         from .sampling import mixed_logits
 
         return lambda prompts: mixed_logits(style_model, content_model, self.text(prompts),
