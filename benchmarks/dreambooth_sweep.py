@@ -43,9 +43,9 @@ def main():
     prompt, plain = meta["prompt"], dreambooth.class_prompt(meta["prompt"], meta["identifier"])
     cache = Path("runs") / "class_images"
 
+    dreambooth.class_tokens(pipe, plain, cache_dir=cache)  # drawn once, not timed (cached for later runs)
     content, seconds = {}, {}
     for name, weight in (("prior", dreambooth.PRIOR["weight"]), ("no prior", 0.0)):
-        dreambooth.class_tokens(pipe, plain, cache_dir=cache)  # drawn once, not timed (cached for later runs)
         start = time.perf_counter()
         content[name], _ = dreambooth.tune_subject(pipe, images, prompt, meta["identifier"], prior_weight=weight,
                                                    cache_dir=cache)
@@ -62,8 +62,8 @@ def main():
             print(f"{name:9s} {p!r}: {drift[f'{name}: {p}']}")
 
     subject_prompt = prompt.replace(" in flat style", "")  # styled by the template for the style adapter
-    # c, the content adapter's prompt: its own caption (without "flat style" it draws the subject in
-    # 12 % of images against 38-56 % with it; see notebook 08)
+    # c, the content adapter's prompt: its own caption, not the paper's style-free prompt, which our
+    # content adapter rarely draws the subject from (notebook 08, section 6, measures both)
     sweeps = {}
     for style in args.styles:
         ref = style_references()[style]

@@ -30,8 +30,8 @@ def calibration(judge, tokenizer, n_per_style: int = 40, seed: int = 12345) -> d
         row = {}
         for name, images in (("subject", subject), ("orange star", stars)):
             decoded, _ = reconstruct(tokenizer, images)
-            row[name] = round(float((judge.probability(images) > 0.5).float().mean()), 3)
-            row[f"{name}, reconstructed"] = round(float((judge.probability(decoded.clamp(0, 1)) > 0.5).float().mean()), 3)
+            row[name] = round(judge.fidelity(images), 3)
+            row[f"{name}, reconstructed"] = round(judge.fidelity(decoded.clamp(0, 1)), 3)
         table[style] = row
     return table
 

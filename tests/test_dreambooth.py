@@ -117,6 +117,10 @@ def test_cli_dreambooth_then_mixed_generation(tmp_path, capsys):
     assert main(["dreambooth", str(dreambooth.SUBJECT_DIR), "-o", str(star), "--steps", "2", "--n-class", "2"]) == 0
     assert "'an orange sks star in flat style'" in capsys.readouterr().out
     assert list((tmp_path / "class_images").glob("class_an_orange_star_in_flat_style_*.safetensors"))
+    renamed = tmp_path / "zwx.safetensors"  # --identifier renames the identifier in the photos' caption
+    assert main(["dreambooth", str(dreambooth.SUBJECT_DIR), "-o", str(renamed), "--steps", "1", "--n-class", "2",
+                 "--identifier", "zwx"]) == 0
+    assert "'an orange zwx star in flat style'" in capsys.readouterr().out
     assert main(["style-tune", str(STYLES_DIR / "stained_glass.png"), "--content", "a yellow house",
                  "--style", "stained glass", "-o", str(glass), "--steps", "2"]) == 0
     grid = tmp_path / "mixed.png"

@@ -98,8 +98,6 @@ def test_contact_sheet_has_a_row_per_style():
 
 
 def test_the_dreambooth_subject_is_one_specific_star_in_five_poses_and_any_style():
-    import numpy as np
-
     poses = [np.asarray(world.render_subject(i, seed=i), dtype=np.float32) for i in range(len(world.SUBJECT_POSES))]
     assert all(p.shape == (64, 64, 3) for p in poses) and len(poses) == 5
     assert np.array_equal(poses[0], np.asarray(world.render_subject(0), dtype=np.float32))  # deterministic
