@@ -6,7 +6,8 @@ What it does, as a person would in JupyterLab 4 (headless Chromium, driven by Pl
   1. makes a small feedback run (a 100-step stained-glass adapter, a pool of 3 prompts x 8 images);
   2. opens a notebook whose cell shows `Picker(run)`, runs it, and clicks three thumbnails;
   3. restarts the kernel and runs the notebook again: the same three must show as selected;
-  4. closes the tab, opens the notebook in a new one, runs it: the same three again.
+  4. shuts the kernel down, closes the tab, opens the notebook in a new one with a new kernel and
+     runs it: the same three again.
 After every step it reads RUN/selections/human.json from disk and takes a screenshot.
 
 Needs, beyond the package: Debian's chromium (`apt-get install chromium`) and the Python package
@@ -110,10 +111,16 @@ def main():
             wait_for_picker(page)
             record("2. after a kernel restart", "2_after_restart.png")
 
+            menu(page, "Kernel", "Shut Down Kernel")  # as if it crashed: nothing survives in memory
+            page.wait_for_timeout(1000)
+            confirm = page.get_by_role("button", name="Shut Down", exact=True)
+            if confirm.count():
+                confirm.first.click()
+            page.wait_for_timeout(2000)
             page.close()
             page = open_notebook(browser, url)
             run_all(page)
-            record("3. closed tab, opened again", "3_new_tab.png")
+            record("3. kernel shut down, tab reopened", "3_new_tab.png")
             browser.close()
     finally:
         lab.terminate()
