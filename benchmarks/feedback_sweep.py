@@ -1,10 +1,11 @@
 """Round 1 against round 2 with CLIP feedback, random selection and simulated human feedback, on
 every held-out style (issue 6's acceptance table).
 
-    python benchmarks/feedback_sweep.py            # 12 prompts x 8 pool images, 12 test contents x 4 seeds
+    python benchmarks/feedback_sweep.py            # 12 prompts x 8 pool images, 12 test contents x 8 seeds
 
 Per style: tune round 1 on the one reference (library defaults), draw the pool into
-runs/feedback_sweep/STYLE, select (CF, Random, simulated HF), train round 2 on each, and score every
+runs/feedback_sweep/STYLE, select (CF; CF among the images whose CLIP style score is at least the
+pool's median; Random; simulated HF), train round 2 on each, and score every
 model on the 12 evaluation contents (none of them in the pool). Results go to
 benchmarks/results/feedback_sweep.json and a table on stdout.
 """
@@ -13,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+import statistics
 from pathlib import Path
 
 import torch
@@ -29,7 +31,7 @@ def main():
     parser.add_argument("--styles", nargs="+", default=list(world.HELD_OUT_STYLES))
     parser.add_argument("--per-prompt", type=int, default=8)
     parser.add_argument("--prompts", type=int, default=12)
-    parser.add_argument("--seeds", type=int, default=4, help="test images per content")
+    parser.add_argument("--seeds", type=int, default=8, help="test images per content")
     args = parser.parse_args()
     torch.manual_seed(0)
     pipe = MusePipeline.load()
@@ -43,7 +45,9 @@ def main():
         run = feedback.make_pool(pipe, round1, ref, folder, clip,
                                  feedback.FeedbackSettings(per_prompt=args.per_prompt, n_prompts=args.prompts))
         verdicts = judges.judge(run.images())
-        selections = {"CF": feedback.select_clip(run.pool), "Random": feedback.select_random(run.pool),
+        floor = statistics.median(item["clip_style"] for item in run.pool)  # keep the better-styled half
+        selections = {"CF": feedback.select_clip(run.pool), "CF_style_floor": feedback.select_clip(run.pool, floor),
+                      "Random": feedback.select_random(run.pool),
                       "simulated_HF": feedback.select_judged(run.pool, verdicts, style)}
         models = {"Round 1": round1}
         for name, ids in selections.items():
@@ -52,7 +56,8 @@ def main():
                 models[f"R2 {name}"] = feedback.train_round(pipe, run, name, reference=ref["image"])[0]
         for name, report in feedback.compare(pipe, judges, clip, ref, models, seeds=args.seeds, seed=1000).items():
             selected = selections.get(name.removeprefix("R2 "), [])
-            results.append({"style": style, "model": name, "selected": len(selected), **report})
+            results.append({"style": style, "model": name, "selected": len(selected), "test_images": 12 * args.seeds,
+                            "style_floor": floor if name == "R2 CF_style_floor" else None, **report})
             print(f"{style:14s} {name:16s} content {report['judge_content']:4.0%}  style {report['judge_style']:4.0%}  "
                   f"CLIP text {report['clip_text']:.3f}  CLIP style {report['clip_style']:.3f}", flush=True)
     out = Path("benchmarks/results/feedback_sweep.json")
