@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -125,6 +126,7 @@ def main():
     finally:
         lab.terminate()
         lab.wait(timeout=30)
+        shutil.rmtree(work, ignore_errors=True)
     report["intact"] = all(s["shown_selected"] == sorted(CLICKS) == sorted(s["on_disk"]) for s in report["steps"])
     (out / "report.json").write_text(json.dumps(report, indent=1))
     print(f"selection intact through restart and new tab: {report['intact']}; wrote {out}")
