@@ -56,7 +56,8 @@ def main():
                 models[f"R2 {name}"] = feedback.train_round(pipe, run, name, reference=ref["image"])[0]
         for name, report in feedback.compare(pipe, judges, clip, ref, models, seeds=args.seeds, seed=1000).items():
             selected = selections.get(name.removeprefix("R2 "), [])
-            results.append({"style": style, "model": name, "selected": len(selected), "test_images": len(metrics.style_eval_contents()) * args.seeds,
+            test_images = len(metrics.style_eval_contents()) * args.seeds
+            results.append({"style": style, "model": name, "selected": len(selected), "test_images": test_images,
                             "style_floor": floor if name == "R2 CF_style_floor" else None, **report})
             print(f"{style:14s} {name:16s} content {report['judge_content']:4.0%}  style {report['judge_style']:4.0%}  "
                   f"CLIP text {report['clip_text']:.3f}  CLIP style {report['clip_style']:.3f}", flush=True)
