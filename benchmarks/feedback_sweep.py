@@ -8,6 +8,11 @@ runs/feedback_sweep/STYLE, select (CF; CF among the images whose CLIP style scor
 pool's median; Random; simulated HF), train round 2 on each, and score every
 model on the 12 evaluation contents (none of them in the pool). Results go to
 benchmarks/results/feedback_sweep.json and a table on stdout.
+
+Every model is scored at several adapter-guidance strengths lambda_A (lambda_B fixed at the library's):
+raising lambda_A trades content for style, so each model traces a curve, and round 2 helps only if
+its curve lies above round 1's, i.e. more content at the same style, not just a different point on
+the same curve. lambda_A = 1 is the library default (issue 6's table).
 """
 from __future__ import annotations
 
@@ -32,6 +37,8 @@ def main():
     parser.add_argument("--per-prompt", type=int, default=8)
     parser.add_argument("--prompts", type=int, default=12)
     parser.add_argument("--seeds", type=int, default=8, help="test images per content")
+    parser.add_argument("--lambda-a", type=float, nargs="+", default=[0.5, 1.0, 1.5, 2.0],
+                        help="adapter-guidance strengths to score every model at")
     args = parser.parse_args()
     torch.manual_seed(0)
     pipe = MusePipeline.load()
@@ -54,13 +61,18 @@ def main():
             run.select(name, ids)
             if ids:
                 models[f"R2 {name}"] = feedback.train_round(pipe, run, name, reference=ref["image"])[0]
-        for name, report in feedback.compare(pipe, judges, clip, ref, models, seeds=args.seeds, seed=1000).items():
-            selected = selections.get(name.removeprefix("R2 "), [])
-            test_images = len(metrics.style_eval_contents()) * args.seeds
-            results.append({"style": style, "model": name, "selected": len(selected), "test_images": test_images,
-                            "style_floor": floor if name == "R2 CF_style_floor" else None, **report})
-            print(f"{style:14s} {name:16s} content {report['judge_content']:4.0%}  style {report['judge_style']:4.0%}  "
-                  f"CLIP text {report['clip_text']:.3f}  CLIP style {report['clip_style']:.3f}", flush=True)
+        test_images = len(metrics.style_eval_contents()) * args.seeds
+        for lambda_a in args.lambda_a:
+            guidance = (lambda_a, adapters.GUIDANCE[1])
+            for name, report in feedback.compare(pipe, judges, clip, ref, models, seeds=args.seeds, seed=1000,
+                                                 guidance=guidance).items():
+                selected = selections.get(name.removeprefix("R2 "), [])
+                results.append({"style": style, "model": name, "lambda_a": lambda_a, "selected": len(selected),
+                                "test_images": test_images,
+                                "style_floor": floor if name == "R2 CF_style_floor" else None, **report})
+                print(f"{style:14s} {name:18s} lambda_A {lambda_a:3.1f}  content {report['judge_content']:4.0%}  "
+                      f"style {report['judge_style']:4.0%}  CLIP text {report['clip_text']:.3f}  "
+                      f"CLIP style {report['clip_style']:.3f}", flush=True)
     out = Path("benchmarks/results/feedback_sweep.json")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"tuning": adapters.TUNING, "guidance": adapters.GUIDANCE, "results": results}, indent=1))

@@ -225,7 +225,10 @@ def train_round(pipe, run: Run, name: str, reference: torch.Tensor | None = None
     return model, path
 
 
-def compare(pipe, judges, clip, ref: dict, models: dict, seeds: int = 4, seed: int = 100) -> dict:
-    """The paper's comparison (R1, Random, CF, HF): every model on the 12 evaluation contents."""
-    return {name: metrics.style_transfer_report(pipe, judges, clip, ref, model, seeds=seeds, seed=seed)[0]
+def compare(pipe, judges, clip, ref: dict, models: dict, seeds: int = 4, seed: int = 100, guidance=None) -> dict:
+    """The paper's comparison (R1, Random, CF, HF): every model on the 12 evaluation contents, sampled
+    with Eq. 4 guidance `(lambda_A, lambda_B)` (None: the library's). Sweeping lambda_A traces each
+    model's content-style trade-off curve, so models can be compared at the same style strength."""
+    return {name: metrics.style_transfer_report(pipe, judges, clip, ref, model, seeds=seeds, seed=seed,
+                                                guidance=guidance)[0]
             for name, model in models.items()}

@@ -57,6 +57,21 @@ def test_selections_are_saved_atomically_by_id_or_file_name(tmp_path):
         Run.open(tmp_path / "nowhere")
 
 
+def test_compare_scores_every_model_at_the_guidance_it_is_given(monkeypatch):
+    seen = []
+
+    def fake_report(pipe, judges, clip, ref, model, seeds, seed, guidance):
+        seen.append((model, seeds, seed, guidance))
+        return {"judge_content": 0.5}, None, None
+
+    monkeypatch.setattr(feedback.metrics, "style_transfer_report", fake_report)
+    table = feedback.compare(None, None, None, {}, {"R1": "m1", "R2 CF": "m2"}, seeds=3, seed=7, guidance=(2.0, 3.0))
+    assert list(table) == ["R1", "R2 CF"] and table["R2 CF"] == {"judge_content": 0.5}
+    assert seen == [("m1", 3, 7, (2.0, 3.0)), ("m2", 3, 7, (2.0, 3.0))]
+    feedback.compare(None, None, None, {}, {"R1": "m1"})
+    assert seen[-1] == ("m1", 4, 100, None)  # None: the library's guidance
+
+
 def test_picker_clicks_are_written_at_once_and_survive_a_new_picker(tmp_path):
     from styledrop_mini.widgets import Picker
 
