@@ -16,13 +16,17 @@ Adapter guidance (paper Eq. 4) needs Ĝ and G on the same tokens. Every adapter 
 from __future__ import annotations
 
 import contextlib
+import copy
+import math
+import warnings
 from dataclasses import asdict, dataclass
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .checkpoints import CheckpointError, check_tensors, config_from_dict, read_checkpoint, save_checkpoint
+from .checkpoints import (CheckpointError, check_finite, check_tensors, config_from_dict, find_checkpoint, fingerprint,
+                          read_checkpoint, save_checkpoint)
 
 KIND = "adapter"
 
@@ -169,12 +173,20 @@ def save_adapter(model, path, info: dict) -> None:
 
 
 def load_adapter(model, path, base_fingerprint: str | None = None):
-    """Attach the adapters stored in `path` to a fresh base `model`; check it is the right base."""
+    """Attach the adapters stored in `path` to a fresh base `model`; check it is the right base
+    (`base_fingerprint`: checkpoints.fingerprint of the loaded base file) and that its weights are finite."""
+    path = find_checkpoint(path)
     tensors, config, info = read_checkpoint(path, KIND)
+    check_finite(tensors, path)
     expected = info.get("base_fingerprint")
     if base_fingerprint and expected and expected != base_fingerprint:
         raise CheckpointError(f"{path}: this adapter was tuned on base model {expected}, "
                               f"not on the one loaded ({base_fingerprint}); use the base it was tuned on")
+    if base_fingerprint and not expected:
+        warnings.warn(f"{path} does not record which base model it was tuned on, so nothing checks that it fits "
+                      f"the one loaded ({base_fingerprint}). If it was tuned on that base, record it once with "
+                      f"styledrop_mini.adapters.record_base({str(path)!r}, BASE_FILE); if not, tune it again "
+                      "(style-tune records the base)", stacklevel=2)
     attach(model, config_from_dict(AdapterConfig, config, path))
     check_tensors(adapter_state(model), tensors, path, "the adapters of this base model")
     model.load_state_dict(tensors, strict=False)
@@ -182,21 +194,29 @@ def load_adapter(model, path, base_fingerprint: str | None = None):
     return model
 
 
+def record_base(path, base_file) -> str:
+    """Write the fingerprint of `base_file` into an adapter file that lacks one (older files); returns it."""
+    path = find_checkpoint(path)
+    tensors, config, info = read_checkpoint(path, KIND)
+    info["base_fingerprint"] = fingerprint(base_file)
+    save_checkpoint(path, tensors, KIND, config, info)
+    return info["base_fingerprint"]
+
+
 def tune(pipe, images: torch.Tensor, prompts: list[str], config: AdapterConfig | None = None,
          steps: int = TUNING["steps"], batch_size: int = TUNING["batch_size"], lr: float = TUNING["lr"],
-         seed: int = 0, device="cpu", precision: str = "bf16", loss_fn=None):
+         seed: int = 0, device="cpu", precision: str = "auto", loss_fn=None):
     """Train fresh adapters on (image, prompt) pairs — one reference image, or a feedback selection —
     with the base model frozen. Returns (adapted copy of the base model, training history).
-    `loss_fn(model, batch)` replaces the masked-token loss (DreamBooth adds a prior term to it)."""
-    import copy
-
+    `loss_fn(model, batch)` replaces the masked-token loss (DreamBooth adds a prior term to it).
+    `precision` "auto" is bf16 only where it is native (devices.py); Ctrl-C raises training.TrainingInterrupted."""
     from .training import TokenBank, TrainSettings, fit
     from .transformer import prompt_loss_fn
 
     images = images[None] if images.ndim == 3 else images
     if len(images) != len(prompts):
         raise ValueError(f"got {len(images)} images and {len(prompts)} prompts; give one prompt per image")
-    if steps < 1 or batch_size < 1 or not lr > 0:
+    if steps < 1 or batch_size < 1 or not 0 < lr < math.inf:
         raise ValueError(f"steps, batch size and learning rate must be positive, got {steps}, {batch_size}, {lr}")
     model = copy.deepcopy(pipe.transformer).cpu()
     torch.manual_seed(seed)  # the adapters' initial W_down: same seed, same adapter

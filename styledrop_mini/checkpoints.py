@@ -3,7 +3,8 @@
 One file per model, never pickle. The metadata says what the file is (`kind`), how to rebuild the
 model (`config`), and where it came from (`info`: the command that made it, its wall time, ...).
 Every way a file can be wrong — missing, corrupt, another kind of model, a config or tensor shapes
-that do not match — is a `CheckpointError` that names the file and the mismatch.
+that do not match, weights that are NaN or infinite — is a `CheckpointError` that names the file and
+the mismatch. A checkpoint may be named with or without its `.safetensors` suffix.
 """
 from __future__ import annotations
 
@@ -16,6 +17,9 @@ from pathlib import Path
 import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
+
+from .files import CHECKPOINT_SUFFIX, checkpoint_file
+from .settings import DATA_DIR
 
 FORMAT = "styledrop_mini/1"
 
@@ -45,17 +49,38 @@ def save_checkpoint(path, tensors: dict[str, torch.Tensor], kind: str, config: d
     return path
 
 
+def find_checkpoint(path) -> Path:
+    """The checkpoint file that `path` names: as given, or with `.safetensors` added ("my_style").
+    A folder, or nothing there, is a CheckpointError that says what to give instead."""
+    path = Path(path)
+    if path.is_file():
+        return path
+    if path.is_dir():
+        inside = sorted(p.name for p in path.glob(f"*{CHECKPOINT_SUFFIX}"))[:5]
+        hint = f" (it holds {', '.join(inside)})" if inside else ""
+        raise CheckpointError(f"{path} is a folder, not a checkpoint file; give the .safetensors file{hint}")
+    with_suffix = checkpoint_file(path)
+    if with_suffix.is_file():
+        return with_suffix
+    hint = ""
+    if DATA_DIR in path.absolute().parents and not DATA_DIR.is_dir():
+        hint = (f"; the bundled data folder {DATA_DIR} is missing: set STYLEDROP_MINI_DATA to the folder that "
+                "holds checkpoints/ and styles/ (the repository's data/)")
+    tried = f" (nor {with_suffix.name})" if with_suffix != path else ""
+    raise CheckpointError(f"{path}: no such checkpoint file{tried}{hint}")
+
+
 def read_checkpoint(path, kind: str) -> tuple[dict[str, torch.Tensor], dict, dict]:
     """Read a checkpoint of the given kind: (tensors, config, info)."""
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"{path}: no such checkpoint file")
+    path = find_checkpoint(path)
     try:
         with safe_open(str(path), framework="pt") as f:
             metadata = f.metadata() or {}
             tensors = {name: f.get_tensor(name) for name in f.keys()}
     except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
-        raise CheckpointError(f"{path}: not a readable safetensors file ({exc})") from exc
+        size = path.stat().st_size
+        raise CheckpointError(f"{path}: not a readable safetensors file ({size:,} bytes; truncated or not a "
+                              f"checkpoint: {exc})") from exc
     if metadata.get("format") != FORMAT:
         raise CheckpointError(f"{path}: not a styledrop_mini checkpoint (metadata format "
                               f"{metadata.get('format')!r}, expected {FORMAT!r})")
@@ -90,6 +115,15 @@ def config_from_dict(config_cls, config: dict, path):
         raise CheckpointError(f"{path}: config does not fit {config_cls.__name__} ({exc})") from exc
 
 
+def check_finite(tensors: dict[str, torch.Tensor], path) -> None:
+    """Refuse weights that are NaN or infinite: they load silently and then draw flat grey images."""
+    for name, tensor in tensors.items():
+        if tensor.is_floating_point() and not torch.isfinite(tensor).all():
+            bad = int((~torch.isfinite(tensor)).sum())
+            raise CheckpointError(f"{path}: tensor {name!r} holds {bad} NaN or infinite values of {tensor.numel()}; "
+                                  "the training that wrote it diverged: retrain it (a lower learning rate helps)")
+
+
 def check_tensors(expected: dict[str, torch.Tensor], tensors: dict[str, torch.Tensor], path, owner: str) -> None:
     """Raise a CheckpointError naming any missing, unexpected or mis-shaped tensor."""
     missing = sorted(set(expected) - set(tensors))
@@ -120,6 +154,7 @@ def save_model(model: torch.nn.Module, path, kind: str, info: dict | None = None
 def load_model(model_cls, config_cls, path, kind: str, device="cpu"):
     """Rebuild `model_cls(config)` from a checkpoint file and load its weights (in eval mode)."""
     tensors, config, info = read_checkpoint(path, kind)
+    check_finite(tensors, path)
     model = model_cls(config_from_dict(config_cls, config, path))
     load_state(model, tensors, path)
     model.info = info

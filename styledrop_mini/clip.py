@@ -11,6 +11,7 @@ A user with real open_clip weights on disk can wrap any open_clip architecture i
 """
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -94,11 +95,26 @@ class MiniClip(nn.Module):
         return self.model.logit_scale.device
 
     # --- the two towers -----------------------------------------------------------------------
+    def token_ids(self, prompts: list[str]) -> torch.Tensor:
+        """The tokenizer's ids (B, context_length), padded with 0. A prompt longer than the context is
+        cut there (as CLIP does); the first time that happens, a warning says so and what is dropped."""
+        context = getattr(self.tokenizer, "context_length", None)
+        if context and hasattr(self.tokenizer, "encode") and not getattr(self, "_warned_cut", False):
+            for prompt in prompts:
+                words = self.tokenizer.encode(prompt)
+                if len(words) > context - 2:  # start and end tokens take two places
+                    kept = self.tokenizer.decode(words[:context - 2]).strip()
+                    warnings.warn(f"the prompt {prompt!r} is {len(words)} tokens long; the text encoder reads "
+                                  f"only {context - 2}, so it sees {kept!r} (said once)", stacklevel=3)
+                    self._warned_cut = True
+                    break
+        return self.tokenizer(prompts)
+
     def tokenize(self, prompts) -> torch.Tensor:
         prompts = [prompts] if isinstance(prompts, str) else list(prompts)
         if not prompts or any(not isinstance(p, str) or not p.strip() for p in prompts):
             raise ValueError("prompts must be non-empty strings")
-        return self.tokenizer(prompts).to(self.device)
+        return self.token_ids(prompts).to(self.device)
 
     def _prepare(self, images: torch.Tensor) -> torch.Tensor:
         if images.ndim == 3:

@@ -17,6 +17,7 @@ from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
 from . import world
+from .files import MetadataError, inside, read_jsonl
 from .images import ImageLoadError, load_image, pil_to_tensor, tensor_to_pil
 
 CONTENT_IDS = {name: i for i, name in enumerate(world.CONTENTS)}
@@ -155,6 +156,10 @@ class ImageFolder(Dataset):
                 raise ImageFolderError(f"{where}: needs a \"file_name\" string")
             if not isinstance(row.get("text"), str) or not row["text"].strip():
                 raise ImageFolderError(f"{where}: row for {row['file_name']!r} has no \"text\" caption")
+            try:
+                inside(self.folder, row["file_name"], where)  # never a file outside the folder
+            except MetadataError as exc:
+                raise ImageFolderError(str(exc)) from None
             if not (self.folder / row["file_name"]).is_file():
                 raise ImageFolderError(f"{where}: image {row['file_name']!r} not found in {self.folder}")
             self.rows.append(row)
@@ -183,7 +188,10 @@ def style_references(folder=None, size: int = 64) -> dict[str, dict]:
     from .settings import STYLES_DIR
 
     folder = Path(folder) if folder else STYLES_DIR
-    rows = [json.loads(line) for line in (folder / "metadata.jsonl").read_text().splitlines() if line.strip()]
-    for row in rows:
-        row["image"] = pil_to_tensor(fit_square(load_image(folder / row["file_name"]), size))
+    meta = folder / "metadata.jsonl"
+    rows = []
+    for line_no, row in read_jsonl(meta, "style references list"):
+        path = inside(folder, row.get("file_name"), f"{meta}, line {line_no}")
+        row["image"] = pil_to_tensor(fit_square(load_image(path), size))
+        rows.append(row)
     return {row["style"]: row for row in rows}

@@ -14,12 +14,14 @@ adapter at sampling time (sampling.mixed_logits).
 """
 from __future__ import annotations
 
-import json
+import hashlib
+import re
 from pathlib import Path
 
 import torch
 
 from .checkpoints import fingerprint, read_checkpoint, save_checkpoint
+from .files import MetadataError, inside, read_jsonl
 from .images import load_image, pil_to_tensor
 from .settings import DATA_DIR
 from .transformer import prompt_loss_fn
@@ -51,18 +53,28 @@ def load_subject(folder=SUBJECT_DIR) -> tuple[torch.Tensor, dict]:
     a metadata.jsonl (one {"file_name", "class_noun", "identifier", "text"} line per image)."""
     folder = Path(folder)
     meta = folder / "metadata.jsonl"
+    if not folder.is_dir():
+        raise FileNotFoundError(f"{folder}: no such subject folder")
     if not meta.is_file():
         raise FileNotFoundError(f"{folder} has no metadata.jsonl: one line per image, "
                                 '{"file_name": ..., "class_noun": "star", "identifier": "sks", "text": "a sks star"}')
-    rows = [json.loads(line) for line in meta.read_text().splitlines() if line.strip()]
+    rows = read_jsonl(meta, "subject metadata")
     if not rows:
-        raise ValueError(f"{meta} lists no images")
-    class_noun, identifier = rows[0]["class_noun"], rows[0].get("identifier", "sks")
-    prompt = rows[0].get("text") or subject_prompt(class_noun, identifier)
+        raise MetadataError(f"{meta} lists no images")
+    line_no, first = rows[0]
+    for key in ("file_name", "class_noun"):
+        if not isinstance(first.get(key), str) or not first[key].strip():
+            raise MetadataError(f"{meta}, line {line_no}: needs a {key!r} string, e.g. "
+                                '{"file_name": "0.png", "class_noun": "star", "identifier": "sks", "text": "a sks star"}')
+    class_noun, identifier = first["class_noun"], first.get("identifier", "sks")
+    if not isinstance(identifier, str) or len(identifier.split()) != 1:
+        raise MetadataError(f"{meta}, line {line_no}: the identifier must be one word, got {identifier!r}")
+    prompt = first.get("text") or subject_prompt(class_noun, identifier)
     if identifier not in prompt.split() or class_noun not in prompt:
-        raise ValueError(f"{meta}: the caption {prompt!r} must contain the identifier {identifier!r} and the "
-                         f"class noun {class_noun!r}")
-    images = torch.stack([pil_to_tensor(load_image(folder / r["file_name"], size=64)) for r in rows])
+        raise MetadataError(f"{meta}: the caption {prompt!r} must contain the identifier {identifier!r} and the "
+                            f"class noun {class_noun!r}")
+    files = [inside(folder, row.get("file_name"), f"{meta}, line {n}") for n, row in rows]
+    images = torch.stack([pil_to_tensor(load_image(path, size=64)) for path in files])
     return images, {"class_noun": class_noun, "identifier": identifier, "prompt": prompt}
 
 
@@ -71,8 +83,11 @@ def class_tokens(pipe, prompt: str, n: int = PRIOR["n_class"], seed: int = 0, ca
     """Token grids of `n` images the frozen base model draws for the class prompt — made once, then
     read from `cache_dir` (keyed by prompt, count, seed and the base model's fingerprint)."""
     base = fingerprint(pipe.transformer_file) if getattr(pipe, "transformer_file", None) else "unsaved"
-    slug = "_".join(prompt.split())
-    path = Path(cache_dir) / f"class_{slug}_{n}_{seed}_{base}.safetensors" if cache_dir else None
+    # The prompt comes from a user's caption: only letters and digits reach the file name (no "/", no
+    # ".."), and a hash of the whole prompt keeps two prompts that read alike apart.
+    slug = re.sub(r"[^A-Za-z0-9]+", "_", prompt).strip("_")[:48]
+    digest = hashlib.sha256(prompt.encode()).hexdigest()[:8]
+    path = Path(cache_dir) / f"class_{slug}_{digest}_{n}_{seed}_{base}.safetensors" if cache_dir else None
     if path is not None and path.is_file():
         return read_checkpoint(path, "class_tokens")[0]["tokens"]
     images = pipe.generate([prompt] * n, seed=seed, progress=False)
@@ -102,7 +117,8 @@ def prior_loss_fn(text_encoder, prior_tokens: torch.Tensor, class_prompt: str, w
 
 def tune_subject(pipe, images: torch.Tensor, prompt: str, identifier: str = "sks", config=None,
                  steps: int = TUNING["steps"], lr: float = TUNING["lr"], prior_weight: float = PRIOR["weight"],
-                 n_class: int = PRIOR["n_class"], cache_dir=None, seed: int = 0):
+                 n_class: int = PRIOR["n_class"], cache_dir=None, seed: int = 0, device="cpu",
+                 precision: str = "auto"):
     """A DreamBooth content adapter on the subject's images captioned `prompt` ("an orange sks star in
     flat style"), with prior preservation on the same caption without the identifier.
     Returns (adapted model, history)."""
@@ -114,7 +130,8 @@ def tune_subject(pipe, images: torch.Tensor, prompt: str, identifier: str = "sks
         prior = class_tokens(pipe, plain, n_class, seed=seed, cache_dir=cache_dir)
         loss_fn = prior_loss_fn(pipe.text_encoder, prior, plain, prior_weight)
     config = config or AdapterConfig(d_prj=TUNING["d_prj"])
-    return tune(pipe, images, [prompt] * len(images), config, steps=steps, lr=lr, seed=seed, loss_fn=loss_fn)
+    return tune(pipe, images, [prompt] * len(images), config, steps=steps, lr=lr, seed=seed, loss_fn=loss_fn,
+                device=device, precision=precision)
 
 
 def mixing_report(pipe, style_model, content_model, prompt: str, descriptor: str, style: str, gammas,

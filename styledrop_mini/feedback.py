@@ -23,8 +23,8 @@ Everything lives in a run folder, so a run can be inspected, resumed and reprodu
 from __future__ import annotations
 
 import json
-import os
 import random
+import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -32,6 +32,7 @@ from pathlib import Path
 import torch
 
 from . import metrics, prompts as templates
+from .files import MetadataError, inside, read_json, read_jsonl, write_json
 from .images import load_image, pil_to_tensor, tensor_to_pil
 
 # Contents for the pool: none of the 12 evaluation contents (metrics.STYLE_EVAL_CONTENTS), so round 2
@@ -65,15 +66,6 @@ class FeedbackSettings:
         return self
 
 
-def write_json(path, data) -> None:
-    """Write JSON atomically (temporary file, then rename): a crash leaves the old file or the new one."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, indent=1))
-    os.replace(tmp, path)
-
-
 @dataclass
 class Run:
     """A feedback run folder: its manifest, its pool, its selections."""
@@ -83,17 +75,36 @@ class Run:
 
     @classmethod
     def open(cls, folder) -> "Run":
+        """Open a run folder, checking its manifest and pool (errors name the file and line)."""
         folder = Path(folder)
         if not (folder / "manifest.json").is_file():
             raise FileNotFoundError(f"{folder} is not a feedback run (no manifest.json); make one with "
                                     "feedback.make_pool or `styledrop-mini feedback pool`")
-        manifest = json.loads((folder / "manifest.json").read_text())
-        pool = [json.loads(line) for line in (folder / "pool.jsonl").read_text().splitlines() if line.strip()]
+        manifest = read_json(folder / "manifest.json", "run manifest")
+        missing = [k for k in ("descriptor", "reference_caption", "settings") if k not in manifest] \
+            if isinstance(manifest, dict) else ["a JSON object"]
+        if missing:
+            raise MetadataError(f"{folder / 'manifest.json'}: missing {', '.join(missing)}")
+        manifest.setdefault("rounds", [])
+        pool_file = folder / "pool.jsonl"
+        pool = []
+        for line_no, item in read_jsonl(pool_file, "pool list"):
+            where = f"{pool_file}, line {line_no}"
+            lacking = [k for k in ("id", "file", "prompt", "content") if k not in item]
+            if lacking:
+                raise MetadataError(f"{where}: missing {', '.join(lacking)}")
+            if item["id"] != len(pool):
+                raise MetadataError(f"{where}: id {item['id']!r}, expected {len(pool)} (ids count 0, 1, 2, ...)")
+            inside(folder, item["file"], where)  # a pool entry never points outside the run folder
+            pool.append(item)
         return cls(folder, manifest, pool)
+
+    def image_path(self, i: int) -> Path:
+        return inside(self.folder, self.pool[i]["file"], self.folder / "pool.jsonl")
 
     def images(self, ids=None) -> torch.Tensor:
         ids = range(len(self.pool)) if ids is None else ids
-        return torch.stack([pil_to_tensor(load_image(self.folder / self.pool[i]["file"])) for i in ids])
+        return torch.stack([pil_to_tensor(load_image(self.image_path(i))) for i in ids])
 
     def selection_path(self, name: str) -> Path:
         if not name or any(c in name for c in "/\\.") or name != name.strip():
@@ -101,9 +112,16 @@ class Run:
         return self.folder / "selections" / f"{name}.json"
 
     def selection(self, name: str) -> list[int]:
-        """The ids of a saved selection ([] when there is none yet)."""
+        """The ids of a saved selection ([] when there is none yet); a broken file is an error naming it."""
         path = self.selection_path(name)
-        return json.loads(path.read_text())["ids"] if path.is_file() else []
+        if not path.is_file():
+            return []
+        data = read_json(path, "selection")
+        ids = data.get("ids") if isinstance(data, dict) else None
+        if not isinstance(ids, list) or not all(isinstance(i, int) and 0 <= i < len(self.pool) for i in ids):
+            raise MetadataError(f"{path}: \"ids\" must be a list of pool ids in 0..{len(self.pool) - 1}, "
+                                f"got {str(ids)[:80]}")
+        return ids
 
     def select(self, name: str, ids, rule: str = "") -> list[int]:
         """Save a selection (ids or pool file names) at once, atomically."""
@@ -125,17 +143,40 @@ class Run:
         return chosen
 
 
+RUN_CONTENTS = ("manifest.json", "pool.jsonl", "reference.png", "pool", "selections")
+
+
+def check_new_run(folder, overwrite: bool = False) -> list[Path]:
+    """Check a folder for a new run before drawing the pool: one that already holds a run is refused
+    unless `overwrite`. Returns the old run's files, which `make_pool` removes once the new pool is
+    drawn (a selection must never point at images that were replaced)."""
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise ValueError(f"{folder} is a file; a feedback run needs a folder")
+    old = [folder / name for name in RUN_CONTENTS if (folder / name).exists()] + sorted(folder.glob("round2_*"))
+    if old and not overwrite:
+        raise FileExistsError(f"{folder} already holds a feedback run ({', '.join(p.name for p in old[:4])}); "
+                              "choose a new folder, or pass --overwrite to replace it and its selections")
+    folder.mkdir(parents=True, exist_ok=True)
+    return old
+
+
 @torch.no_grad()
 def make_pool(pipe, adapted, ref: dict, folder, clip, settings: FeedbackSettings | None = None,
-              round1_file: str = "") -> Run:
-    """Draw the pool with the round-1 adapter: M images for each of P new contents, scored by CLIP."""
+              round1_file: str = "", overwrite: bool = False) -> Run:
+    """Draw the pool with the round-1 adapter: M images for each of P new contents, scored by CLIP.
+    An existing run folder is refused (its selections point at its pool's images) unless
+    `overwrite=True`, which removes its pool, selections and round-2 adapters first."""
     settings = (settings or FeedbackSettings()).check()
     folder = Path(folder)
+    old_run = check_new_run(folder, overwrite)
     contents = [c for c in POOL_CONTENTS if c != ref["content"]][:settings.n_prompts]
     prompt_list = [templates.styled(c, ref["descriptor"]) for c in contents for _ in range(settings.per_prompt)]
     images = pipe.generate(prompt_list, seed=settings.seed, logits_fn_for=pipe.adapter_guided(adapted, *settings.guidance))
     text = clip.text_score(images, prompt_list)
     style = clip.style_score(images, ref["image"])
+    for path in old_run:  # the new pool is drawn: only now does the old run go
+        shutil.rmtree(path) if path.is_dir() else path.unlink()
     (folder / "pool").mkdir(parents=True, exist_ok=True)
     tensor_to_pil(ref["image"]).save(folder / "reference.png")
     pool = []
@@ -191,7 +232,8 @@ def select_judged(pool, verdicts: dict, style: str, per_prompt: int = 1) -> list
     return chosen
 
 
-def train_round(pipe, run: Run, name: str, reference: torch.Tensor | None = None, settings=None, seed: int = 0):
+def train_round(pipe, run: Run, name: str, reference: torch.Tensor | None = None, settings=None, seed: int = 0,
+                device="cpu", precision: str = "auto"):
     """Tune a fresh round-2 adapter on the selection `name` (with the reference, if the settings say so;
     by default the run's reference.png) and save it as RUN/round2_NAME.safetensors. Returns (adapted model, path)."""
     from . import adapters
@@ -210,7 +252,8 @@ def train_round(pipe, run: Run, name: str, reference: torch.Tensor | None = None
         captions = [run.manifest["reference_caption"]] + captions
     start = time.perf_counter()
     model, history = adapters.tune(pipe, images, captions, adapters.AdapterConfig(d_prj=settings.d_prj),
-                                   steps=settings.steps, batch_size=settings.batch_size, lr=settings.lr, seed=seed)
+                                   steps=settings.steps, batch_size=settings.batch_size, lr=settings.lr, seed=seed,
+                                   device=device, precision=precision)
     seconds = time.perf_counter() - start
     path = run.folder / f"round2_{name}.safetensors"
     adapters.save_adapter(model, path, {

@@ -50,21 +50,28 @@ def load_image(path, size: int | None = None) -> Image.Image:
     Animated files give their first frame, with a warning. Errors name the file.
     """
     path = Path(path)
+    if path.is_dir():
+        raise ImageLoadError(f"{path}: is a folder, not an image file")
     if not path.exists():
         raise ImageLoadError(f"{path}: no such file")
     try:
-        with Image.open(path) as im:
-            if im.width * im.height > MAX_PIXELS:
-                raise ImageLoadError(f"{path}: {im.width}x{im.height} pixels is too large "
-                                     f"(limit {MAX_PIXELS:,}); shrink it first")
-            if getattr(im, "n_frames", 1) > 1:
-                warnings.warn(f"{path}: animated image with {im.n_frames} frames; using the first",
-                              stacklevel=2)
-                im.seek(0)
-            im.load()
-            rgb = to_rgb(im)
+        with warnings.catch_warnings():  # our own size limit (below PIL's bomb warning) speaks instead
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as im:
+                if im.width * im.height > MAX_PIXELS:
+                    raise ImageLoadError(f"{path}: {im.width}x{im.height} pixels is too large "
+                                         f"(limit {MAX_PIXELS:,}); shrink it first")
+                if getattr(im, "n_frames", 1) > 1:
+                    warnings.warn(f"{path}: animated image with {im.n_frames} frames; using the first",
+                                  stacklevel=2)
+                    im.seek(0)
+                im.load()
+                # Phones store pictures sideways plus an EXIF "orientation" tag: apply it, as viewers do.
+                rgb = to_rgb(ImageOps.exif_transpose(im))
     except ImageLoadError:
         raise
+    except Image.DecompressionBombError as exc:  # so large that PIL refuses to open it at all
+        raise ImageLoadError(f"{path}: too large to open safely ({exc}); shrink it first") from exc
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise ImageLoadError(f"{path}: not a readable image ({exc})") from exc
     return fit_square(rgb, size) if size is not None else rgb

@@ -29,15 +29,19 @@ class MusePipeline:
         from .transformer import MaskedTransformer
 
         folder = Path(checkpoints) if checkpoints else CHECKPOINT_DIR
+        if not folder.is_dir():
+            raise CheckpointError(f"{folder}: no such checkpoints folder")
+        # Each part loads first, so a broken file is named as broken, not as "another tokenizer".
         model = MaskedTransformer.load(folder / transformer, device)
+        tokenizer = VQTokenizer.load(folder / "tokenizer.safetensors", device)
+        clip = MiniClip.load(folder / "clip.safetensors", device)
         for part in ("tokenizer", "clip"):  # the generator only makes sense with the parts it was trained on
             expected = model.info.get(f"{part}_fingerprint")
             if expected and expected != fingerprint(folder / f"{part}.safetensors"):
                 raise CheckpointError(f"{folder / transformer} was trained with another {part} "
                                       f"(fingerprint {expected}) than {folder / f'{part}.safetensors'}; "
                                       f"retrain it, or use the {part} it was trained with")
-        pipe = cls(VQTokenizer.load(folder / "tokenizer.safetensors", device),
-                   ClipTextEncoder(MiniClip.load(folder / "clip.safetensors", device)), model)
+        pipe = cls(tokenizer, ClipTextEncoder(clip), model)
         pipe.folder, pipe.transformer_file = folder, folder / transformer
         return pipe
 

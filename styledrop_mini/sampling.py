@@ -38,13 +38,29 @@ class SamplerSettings:
     def check(self) -> "SamplerSettings":
         if not 1 <= self.steps <= 256:
             raise ValueError(f"steps must lie in [1, 256], got {self.steps}")
-        if not self.temperature > 0:
-            raise ValueError(f"temperature must be positive, got {self.temperature}")
-        if self.choice_temperature < 0:
-            raise ValueError(f"choice_temperature must be >= 0, got {self.choice_temperature}")
+        if not 0 < self.temperature <= 100:
+            raise ValueError(f"temperature must lie in (0, 100], got {self.temperature}")
+        if not 0 <= self.choice_temperature <= 100:
+            raise ValueError(f"choice_temperature must lie in [0, 100], got {self.choice_temperature}")
         if not -10 <= self.guidance <= 50:
             raise ValueError(f"guidance must lie in [-10, 50], got {self.guidance}")
         return self
+
+
+# Adapter guidance weights beyond these only saturate the logits into flat images (the paper uses
+# lambda_A 0-2 and lambda_B 5; our sweeps go to lambda_A 3 and lambda_B 6).
+LAMBDA_RANGE = (-10.0, 50.0)
+
+
+def check_guidance(lambda_a: float, lambda_b: float, gamma: float | None = None) -> None:
+    """Eq. 4's weights (and the mixing weight γ) must be finite numbers in a sane range: NaN or inf
+    would silently give black images."""
+    low, high = LAMBDA_RANGE
+    for name, value in (("lambda_A", lambda_a), ("lambda_B", lambda_b)):
+        if not low <= value <= high:  # also False for NaN
+            raise ValueError(f"{name} must lie in [{low:g}, {high:g}], got {value}")
+    if gamma is not None and not 0 <= gamma <= 1:
+        raise ValueError(f"gamma must lie in [0, 1], got {gamma}")
 
 
 def masked_after(step: int, steps: int, n_tokens: int) -> int:
@@ -140,6 +156,8 @@ def adapter_guided_logits(model, cond: TextFeatures, uncond: TextFeatures, lambd
     A fully fine-tuned copy has no adapters to gate off: pass the frozen base model as `base`."""
     from .adapters import gate
 
+    check_guidance(lambda_a, lambda_b)
+
     def logits_fn(tokens):
         B = len(tokens)
         if base is None:
@@ -164,8 +182,7 @@ def mixed_logits(style_model, content_model, styled: TextFeatures, content: Text
 
     each term the Eq. 4 logits of its own adapter; l^s sees the styled prompt t, l^c the prompt c
     without the style descriptor. γ = 0 is StyleDrop alone, γ = 1 DreamBooth alone."""
-    if not 0 <= gamma <= 1:
-        raise ValueError(f"gamma must lie in [0, 1], got {gamma}")
+    check_guidance(lambda_a, lambda_b, gamma)
     style_fn = adapter_guided_logits(style_model, styled, uncond, lambda_a, lambda_b)
     content_fn = adapter_guided_logits(content_model, content, uncond, lambda_a, lambda_b)
 

@@ -4,9 +4,23 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-# The bundled assets (reference images, checkpoints) live in the repository's data/ folder;
-# STYLEDROP_MINI_DATA points elsewhere, e.g. for a non-editable install.
-DATA_DIR = Path(os.environ.get("STYLEDROP_MINI_DATA", Path(__file__).resolve().parent.parent / "data"))
+
+def find_data_dir() -> Path:
+    """Where the bundled assets (checkpoints, reference images, the DreamBooth subject) are:
+    $STYLEDROP_MINI_DATA if set; else styledrop_mini/data/ inside an installed wheel (pyproject.toml
+    ships the repository's data/ there); else the repository's data/ beside the package (a clone, an
+    editable install). If none exists, the repository's path: loading a checkpoint then says how to
+    point at the data."""
+    if os.environ.get("STYLEDROP_MINI_DATA"):
+        return Path(os.environ["STYLEDROP_MINI_DATA"]).expanduser().resolve()
+    package = Path(__file__).resolve().parent
+    for candidate in (package / "data", package.parent / "data"):
+        if (candidate / "checkpoints").is_dir():
+            return candidate
+    return package.parent / "data"
+
+
+DATA_DIR = find_data_dir()
 STYLES_DIR = DATA_DIR / "styles"
 CHECKPOINT_DIR = DATA_DIR / "checkpoints"
 

@@ -57,7 +57,7 @@ class ClipTextEncoder(nn.Module):
     @torch.no_grad()
     def forward(self, prompts) -> TextFeatures:
         prompts = _prompts(prompts)
-        ids = self.clip.tokenizer(prompts).to(self.model.token_embedding.weight.device)
+        ids = self.clip.token_ids(prompts).to(self.model.token_embedding.weight.device)
         m = self.model
         x = m.token_embedding(ids) + m.positional_embedding
         x = m.ln_final(m.transformer(x, attn_mask=m.attn_mask))

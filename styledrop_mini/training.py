@@ -10,6 +10,8 @@ import contextlib
 import json
 import math
 import os
+import signal
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,28 +23,8 @@ from tqdm.auto import tqdm
 
 from .checkpoints import CheckpointError, read_checkpoint, save_checkpoint
 from .datasets import MiniWorld
-
-
-def pick_device(name: str = "cpu") -> torch.device:
-    """'cpu', 'cuda' or 'auto' (cuda when there is one). Asking for a missing GPU is an error."""
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError("--device cuda was asked for, but torch sees no CUDA GPU; use --device cpu")
-    if name != "cpu" and not name.startswith("cuda"):
-        raise ValueError(f"unknown device {name!r}; use 'cpu', 'cuda' or 'auto'")
-    return torch.device(name)
-
-
-def autocast(device: torch.device, precision: str = "auto"):
-    """Mixed precision for the forward pass. 'auto': bf16 on a GPU (fast, no loss scaling needed),
-    fp32 on the CPU; 'bf16' also on the CPU (CPUs with AVX-512 BF16 or AMX run its matmuls about
-    twice as fast); 'fp32': never."""
-    if precision not in ("auto", "bf16", "fp32"):
-        raise ValueError(f"unknown precision {precision!r}; use 'auto', 'bf16' or 'fp32'")
-    if precision == "bf16" or (precision == "auto" and device.type == "cuda"):
-        return torch.autocast(device.type, dtype=torch.bfloat16)
-    return contextlib.nullcontext()
+from .devices import autocast, describe, pick_device, resolve_precision
+from .files import check_output, checkpoint_file, save_or_rescue
 
 
 # ----------------------------------------------------------------------------------------------
@@ -167,7 +149,7 @@ class TrainSettings:
     grad_clip: float = 1.0
     save_every: int = 1000
     log_every: int = 50
-    precision: str = "auto"  # see `autocast`
+    precision: str = "auto"  # "auto" | "bf16" | "fp32": see devices.py for the rule
     attention: str = "auto"  # see `attention_kernel`
     extra: dict = field(default_factory=dict)  # model-specific settings, checked on resume
 
@@ -193,14 +175,48 @@ def warmup_cosine(step: int, settings: TrainSettings) -> float:
     return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
 
 
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C during `fit`: the loop stopped between two steps and, with a run folder, saved its state."""
+
+    def __init__(self, step: int, total: int, state_path=None, desc: str = "training"):
+        self.step, self.total, self.state_path = step, total, state_path
+        saved = f"; state saved in {state_path}: continue with --resume" if state_path else "; nothing was saved"
+        super().__init__(f"{desc} interrupted after step {step} of {total}{saved}")
+
+
+@contextlib.contextmanager
+def stop_requests():
+    """While training, the first Ctrl-C (SIGINT) asks the loop to stop after the step it is in, so the
+    saved state is a whole step; a second Ctrl-C stops at once. Yields a dict whose "stop" turns True."""
+    request = {"stop": False}
+    previous = signal.getsignal(signal.SIGINT)
+    if threading.current_thread() is not threading.main_thread() or previous is None:
+        yield request  # signals reach the main thread only; elsewhere Ctrl-C behaves as usual
+        return
+
+    def on_interrupt(signum, frame):
+        if request["stop"]:
+            raise KeyboardInterrupt
+        request["stop"] = True
+
+    signal.signal(signal.SIGINT, on_interrupt)
+    try:
+        yield request
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 def fit(model, loss_fn, bank: ImageBank, settings: TrainSettings, device: torch.device,
         run_dir=None, resume: bool = False, desc: str = "training", stop_at: int | None = None) -> list[dict]:
     """Train `model` on batches of `bank`; `loss_fn(model, batch) -> (loss, {metric: value})`.
 
     With `run_dir`, the state is saved every `save_every` steps and at the end; `resume=True`
     continues from it. `stop_at` ends the run early, as an interruption would (the schedule still
-    spans `settings.steps`). Returns the logged history (one dict every `log_every` steps).
+    spans `settings.steps`). Ctrl-C stops after the current step, saves the state (with `run_dir`) and
+    raises `TrainingInterrupted`. Returns the logged history (one dict every `log_every` steps).
     """
+    device = torch.device(device)
+    precision = resolve_precision(settings.precision, device)  # once, not at every step
     torch.manual_seed(settings.seed)
     model.to(device).train()
     params = [p for p in model.parameters() if p.requires_grad]
@@ -216,32 +232,36 @@ def fit(model, loss_fn, bank: ImageBank, settings: TrainSettings, device: torch.
     started = time.perf_counter()
     bar = tqdm(range(start, settings.steps), desc=desc, initial=start, total=settings.steps)
     running = {}
-    for step in bar:
-        torch.manual_seed(settings.seed * 1_000_003 + step)  # dropout, noise, restarts: a function of the step
-        for group in optimizer.param_groups:  # the schedule, set by hand as nanoGPT does
-            group["lr"] = settings.lr * warmup_cosine(step, settings)
-        batch = bank.batch(batch_indices(len(bank), settings.batch_size, settings.seed, step), device)
-        with attention_kernel(settings.attention):
-            with autocast(device, settings.precision):
-                loss, metrics = loss_fn(model, batch)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-        if settings.grad_clip:
-            torch.nn.utils.clip_grad_norm_(params, settings.grad_clip)
-        optimizer.step()
-        for key, value in {"loss": loss.item(), **metrics}.items():
-            running[key] = running.get(key, 0.0) + float(value)
-        if (step + 1) % settings.log_every == 0 or step + 1 == settings.steps:
-            n = (step % settings.log_every) + 1
-            entry = {"step": step + 1, **{k: v / n for k, v in running.items()}}
-            history.append(entry)
-            running = {}
-            bar.set_postfix({k: f"{v:.4g}" for k, v in entry.items() if k != "step"})
-        last = step + 1 == settings.steps or step + 1 == stop_at
-        if state_path and ((step + 1) % settings.save_every == 0 or last):
-            save_train_state(state_path, model, optimizer, step + 1, history, resume_config)
-        if last:
-            break
+    with stop_requests() as request:
+        for step in bar:
+            torch.manual_seed(settings.seed * 1_000_003 + step)  # dropout, noise, restarts: a function of the step
+            for group in optimizer.param_groups:  # the schedule, set by hand as nanoGPT does
+                group["lr"] = settings.lr * warmup_cosine(step, settings)
+            batch = bank.batch(batch_indices(len(bank), settings.batch_size, settings.seed, step), device)
+            with attention_kernel(settings.attention):
+                with autocast(device, precision):
+                    loss, metrics = loss_fn(model, batch)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+            if settings.grad_clip:
+                torch.nn.utils.clip_grad_norm_(params, settings.grad_clip)
+            optimizer.step()
+            for key, value in {"loss": loss.item(), **metrics}.items():
+                running[key] = running.get(key, 0.0) + float(value)
+            if (step + 1) % settings.log_every == 0 or step + 1 == settings.steps:
+                n = (step % settings.log_every) + 1
+                entry = {"step": step + 1, **{k: v / n for k, v in running.items()}}
+                history.append(entry)
+                running = {}
+                bar.set_postfix({k: f"{v:.4g}" for k, v in entry.items() if k != "step"})
+            last = step + 1 == settings.steps or step + 1 == stop_at
+            if state_path and ((step + 1) % settings.save_every == 0 or last or request["stop"]):
+                save_train_state(state_path, model, optimizer, step + 1, history, resume_config)
+            if last:
+                break
+            if request["stop"]:  # Ctrl-C: stopped between two steps, with a whole step's state on disk
+                bar.close()
+                raise TrainingInterrupted(step + 1, settings.steps, state_path, desc)
     model.eval()
     model.train_seconds = time.perf_counter() - started
     if run_dir:
@@ -263,9 +283,9 @@ RECIPES = {
     "judges": dict(steps=1000, batch_size=128, lr=3e-3, warmup=100, weight_decay=1e-4, bank=30000),
     "clip": dict(steps=4000, batch_size=128, lr=1e-3, warmup=100, weight_decay=0.1, bank=30000),
     # The generator sees the seen styles only: the held-out ones are what StyleDrop must learn.
-    # bf16 autocast on the CPU too: its matmuls run about twice as fast as fp32 on AVX-512 BF16 cores.
+    # Precision follows devices.resolve_precision ("auto"): bf16 where it is native, fp32 elsewhere.
     "base": dict(steps=3000, batch_size=128, lr=1.4e-3, warmup=200, weight_decay=0.05, bank=30000, styles="seen",
-                 precision="bf16", attention="math"),
+                 attention="math"),
 }
 
 
@@ -291,20 +311,58 @@ def build(name: str):
     raise ValueError(f"unknown model {name!r}; choose one of {', '.join(RECIPES)}")
 
 
-def train(name: str, out, steps=None, batch_size=None, lr=None, bank_size=None, seed: int = 0,
+# Which bundled checkpoints were trained with which: replacing one makes those listed stale.
+TRAINED_WITH = {"base": ("tokenizer", "clip"), "subject_judge": ("tokenizer",)}
+
+
+def training_output(name: str, out=None, overwrite: bool = False, run_dir=None) -> Path:
+    """Where `train NAME` writes: `out` when given; the bundled file only with `overwrite`; else
+    RUN_DIR/NAME.safetensors, beside the run's state, so the bundled checkpoints never change unasked."""
+    from .settings import CHECKPOINT_DIR
+
+    if out is not None:
+        return checkpoint_file(out)
+    if overwrite:
+        return CHECKPOINT_DIR / f"{name}.safetensors"
+    return Path(run_dir or Path("runs") / name) / f"{name}.safetensors"
+
+
+def invalidated_by(out) -> list[str]:
+    """What replacing the checkpoint file `out` makes stale, among the checkpoints beside it."""
+    from .settings import CHECKPOINT_DIR
+
+    out = Path(out)
+    if not out.exists():
+        return []
+    name, stale = out.stem, []
+    for dependent, parts in TRAINED_WITH.items():
+        if name in parts and (out.parent / f"{dependent}.safetensors").exists():
+            stale.append(f"{out.parent / dependent}.safetensors (trained with this {name}: retrain it)")
+    if name == "base":
+        stale.append("every adapter tuned on it (style-tune, dreambooth, feedback train refuse to mix them: tune again)")
+    if out.resolve().parent == CHECKPOINT_DIR.resolve():
+        stale.append("the notebooks' committed outputs and benchmarks/results/, made with the bundled set")
+    return stale
+
+
+def train(name: str, out=None, steps=None, batch_size=None, lr=None, bank_size=None, seed: int = 0,
           device: str = "cpu", run_dir=None, resume: bool = False, workers=None, command: str = "",
-          save_dtype=None, precision=None, attention=None):
+          save_dtype=None, precision=None, attention=None, overwrite: bool = False):
     """Train a recipe's model on the mini world (the measuring models on all of it, the base generator
-    on the seen styles) and save it to `out`."""
+    on the seen styles) and save it to `out` (default: see `training_output`)."""
     recipe = dict(RECIPES[name]) if name in RECIPES else None
     if recipe is None:
         raise ValueError(f"unknown model {name!r}; choose one of {', '.join(RECIPES)}")
     for key, value in (("steps", steps), ("batch_size", batch_size), ("lr", lr), ("bank", bank_size)):
         if value is not None:
-            if value <= 0:
+            if not 0 < value < math.inf:
                 raise ValueError(f"{key} must be positive, got {value}")
             recipe[key] = value
     dev = pick_device(device)
+    out = check_output(training_output(name, out, overwrite, run_dir), "checkpoint")
+    for stale in invalidated_by(out):
+        print(f"note: writing {out} will make stale: {stale}")
+    print(f"training {name} on {describe(dev, precision or recipe.get('precision', 'auto'))}")
     seed_everything(seed)
     started = time.perf_counter()
     # The measuring models see the whole world, held-out styles included (they stand for models
@@ -331,7 +389,8 @@ def train(name: str, out, steps=None, batch_size=None, lr=None, bank_size=None, 
             if dev.type == "cuda" else "cpu", "torch_threads": torch.get_num_threads(),
             "wall_seconds": round(time.perf_counter() - started, 1), "render_seconds": round(render_seconds, 1),
             "train_seconds": round(model.train_seconds, 1), "steps": settings.steps, "batch_size": settings.batch_size,
-            "lr": settings.lr, "precision": settings.precision, "attention": settings.attention, "seed": seed,
+            "lr": settings.lr, "precision": resolve_precision(settings.precision, dev), "attention": settings.attention,
+            "seed": seed,
             "images": len(bank), "parameters": n_params,
             "final": history[-1] if history else {}}
     if name == "base":  # which tokenizer and text encoder the generator's tokens and features came from
@@ -339,6 +398,6 @@ def train(name: str, out, steps=None, batch_size=None, lr=None, bank_size=None, 
         from .settings import CHECKPOINT_DIR
         info.update({f"{part}_fingerprint": fingerprint(CHECKPOINT_DIR / f"{part}.safetensors")
                      for part in ("tokenizer", "clip")})
-    model.to("cpu").save(out, info=info, dtype=save_dtype)
+    out = save_or_rescue(lambda path: model.to("cpu").save(path, info=info, dtype=save_dtype), out, "trained model")
     print(f"wrote {out} ({Path(out).stat().st_size / 2**20:.1f} MB) after {info['wall_seconds']:.0f} s")
     return model, history

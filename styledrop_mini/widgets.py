@@ -9,11 +9,12 @@ A cell cannot wait for clicks: the next cell reads `run.selection("human")` from
 """
 from __future__ import annotations
 
-from pathlib import Path
+import html
 
 import ipywidgets as widgets
 
 from .feedback import Run
+from .files import MetadataError, keep_bad_copy
 
 PAPER_HF = 10  # the paper's people picked about 10 images per style
 SORTS = {"pool order": None, "CLIP text score": "clip_text", "CLIP style score": "clip_style"}
@@ -26,7 +27,12 @@ class Picker:
         self.run = run if isinstance(run, Run) else Run.open(run)
         self.name, self.on_train = name, on_train
         self.run.selection_path(name)  # a bad name fails here, not at the first click
-        saved = set(self.run.selection(name))
+        try:
+            saved, problem = set(self.run.selection(name)), ""
+        except MetadataError as exc:  # a broken selection file must not lock the picker: keep it aside, start empty
+            aside = keep_bad_copy(self.run.selection_path(name))
+            saved, problem = set(), f"{exc}. The broken file was kept as {aside.name}; starting with an empty selection."
+        self.notice = widgets.HTML(f"<b style='color:#b00020'>{html.escape(problem)}</b>" if problem else "")
         self.toggles, self.tiles = {}, {}
         for item in self.run.pool:
             toggle = widgets.ToggleButton(value=item["id"] in saved, description=f"#{item['id']}",
@@ -34,7 +40,7 @@ class Picker:
                                                   f"style {item['clip_style']:.3f})",
                                           layout=widgets.Layout(width=f"{thumb}px"))
             toggle.observe(self._clicked, names="value")
-            image = widgets.Image(value=Path(self.run.folder / item["file"]).read_bytes(), format="png",
+            image = widgets.Image(value=self.run.image_path(item["id"]).read_bytes(), format="png",
                                   layout=widgets.Layout(width=f"{thumb}px", height=f"{thumb}px"))
             self.toggles[item["id"]] = toggle
             self.tiles[item["id"]] = widgets.VBox([image, toggle])
@@ -49,7 +55,7 @@ class Picker:
         self.filter.observe(lambda _: self._layout(), names="value")
         self.sort.observe(lambda _: self._layout(), names="value")
         self.train_button.on_click(self._train)
-        self.widget = widgets.VBox([widgets.HBox([self.filter, self.sort]),
+        self.widget = widgets.VBox([self.notice, widgets.HBox([self.filter, self.sort]),
                                     widgets.HBox([self.counter, self.train_button]), self.grid, self.output])
         self._layout()
         self._count()
