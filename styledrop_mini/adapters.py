@@ -194,6 +194,16 @@ def load_adapter(model, path, base_fingerprint: str | None = None):
     return model
 
 
+def read_info(path) -> dict:
+    """Read an adapter file's info (descriptor, template, base fingerprint, ...) and check it whole —
+    readable, an adapter, finite — without a base model: what commands do before any slow work."""
+    path = find_checkpoint(path)
+    tensors, config, info = read_checkpoint(path, KIND)
+    check_finite(tensors, path)
+    config_from_dict(AdapterConfig, config, path)
+    return info
+
+
 def record_base(path, base_file) -> str:
     """Write the fingerprint of `base_file` into an adapter file that lacks one (older files); returns it."""
     path = find_checkpoint(path)

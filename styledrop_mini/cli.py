@@ -34,9 +34,10 @@ def number(kind, low=None, high=None):
                                              f"got {text!r}") from None
         if not math.isfinite(value):
             raise argparse.ArgumentTypeError(f"must be a finite number, got {text}")
-        if (low is not None and value < low) or (high is not None and value > high):
-            bounds = f"[{low}, {high}]" if high is not None else f">= {low}"
-            raise argparse.ArgumentTypeError(f"must lie in {bounds}, got {text}")
+        if high is None and value < low:
+            raise argparse.ArgumentTypeError(f"must be at least {low}, got {text}")
+        if high is not None and not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"must lie in [{low}, {high}], got {text}")
         return value
     parse.__name__ = kind.__name__  # argparse names the type in some messages
     return parse
@@ -248,7 +249,8 @@ def cmd_style_tune(args) -> int:
 def cmd_feedback_pool(args) -> int:
     """Round 2, step 1: draw the pool with a round-1 adapter, scored by the mini CLIP."""
     from . import feedback, world
-    from .checkpoints import find_checkpoint, read_checkpoint
+    from .adapters import read_info
+    from .checkpoints import find_checkpoint
     from .clip import MiniClip
     from .devices import pick_device
     from .images import fit_square, load_image, pil_to_tensor
@@ -256,7 +258,7 @@ def cmd_feedback_pool(args) -> int:
     from .sampling import check_guidance
 
     adapter = find_checkpoint(args.adapter)
-    info = read_checkpoint(adapter, "adapter")[2]
+    info = read_info(adapter)
     check_guidance(args.lambda_a, args.lambda_b)
     settings = feedback.FeedbackSettings(per_prompt=args.per_prompt, n_prompts=args.prompts, seed=args.seed,
                                          guidance=(args.lambda_a, args.lambda_b)).check()
@@ -359,6 +361,7 @@ def cmd_dreambooth(args) -> int:
 
 def cmd_generate(args) -> int:
     from . import prompts as templates
+    from .adapters import read_info
     from .checkpoints import find_checkpoint
     from .devices import pick_device
     from .images import image_grid, tensor_to_pil
@@ -374,6 +377,9 @@ def cmd_generate(args) -> int:
     check_guidance(args.lambda_a, args.lambda_b, args.gamma if args.content_adapter else None)
     style_file = find_checkpoint(args.adapter) if args.adapter else None
     content_file = find_checkpoint(args.content_adapter) if args.content_adapter else None
+    for file in (style_file, content_file):
+        if file:
+            read_info(file)  # a broken or diverged adapter is named now, not after loading the models
     out = check_output(args.out, "image")
     pipe = MusePipeline.load(args.checkpoints, pick_device(args.device))
     prompt_list, make = list(args.prompt), None
@@ -494,13 +500,14 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--device", default="cpu", help="cpu, cuda or auto")
     checkpoints_option(generate)
     generate.add_argument("--out", "-o", default="generated.png", help="PNG (or JPEG, WebP) to write")
-    generate.add_argument("--adapter", help="a style adapter from `styledrop-mini style-tune` (.safetensors optional)")
+    generate.add_argument("--adapter", help="a style adapter from `styledrop-mini style-tune`, .safetensors optional "
+                               "(default: none, the base model alone)")
     generate.add_argument("--no-template", action="store_true",
                           help="use the prompts as they are (default: append the adapter's style descriptor)")
     generate.add_argument("--lambda-a", type=lam, default=GUIDANCE[0], help="adapter guidance λ_A (paper Eq. 4)")
     generate.add_argument("--lambda-b", type=lam, default=GUIDANCE[1], help="base guidance λ_B (paper Eq. 4)")
     generate.add_argument("--content-adapter", help="a DreamBooth content adapter (`styledrop-mini dreambooth`) "
-                                                     "mixed with --adapter at every decoding step")
+                                                     "mixed with --adapter at every decoding step (default: none)")
     generate.add_argument("--gamma", type=number(float, 0, 1), default=0.6,
                           help="mixing weight of the content adapter: 0 = style only, 1 = content only")
     generate.set_defaults(func=cmd_generate)
@@ -564,8 +571,8 @@ def build_parser() -> argparse.ArgumentParser:
     pool.set_defaults(func=cmd_feedback_pool)
     select = command(fb_sub, "select", "save a selection of the pool (ids or file names, or a rule)")
     select.add_argument("run", help="the run folder")
-    select.add_argument("--ids", nargs="*", help="pool ids or file names, e.g. 3 17 0042.png (or give --rule)")
-    select.add_argument("--rule", choices=["clip", "random"], help="CLIP feedback, or the random control (or give --ids)")
+    select.add_argument("--ids", nargs="*", help="pool ids or file names, e.g. 3 17 0042.png (default: none; give --ids or --rule)")
+    select.add_argument("--rule", choices=["clip", "random"], help="CLIP feedback, or the random control (default: none; give --ids or --rule)")
     select.add_argument("--min-style", type=number(float, -1, 1),
                         help="CLIP rule: only images with at least this style score (default: no floor)")
     select.add_argument("--name", help="selection name (default: the rule, or 'human' for --ids)")

@@ -111,15 +111,20 @@ def check_output(path, kind: str, option: str = "--out") -> Path:
     path = Path(path)
     if str(path).strip() == "":
         raise ValueError(f"{option} is empty; name a file")
-    if kind == "checkpoint":
-        path = checkpoint_file(path)
-    if path.is_dir():
+    if path.is_dir():  # (also before a checkpoint's suffix is added: "-o my_folder" means no file)
         example = {"image": "grid.png", "checkpoint": "my_style.safetensors"}.get(kind, "out.json")
         raise ValueError(f"{option} {path} is a folder; name a file inside it, e.g. {path / example}")
+    if kind == "checkpoint":
+        path = checkpoint_file(path)
+        if path.is_dir():
+            raise ValueError(f"{option} {path} is a folder; name a file, e.g. {path.parent / 'my_style.safetensors'}")
     if kind == "image" and path.suffix.lower() not in IMAGE_SUFFIXES:
         raise ValueError(f"{option} {path} has no image extension; use one of {', '.join(IMAGE_SUFFIXES)} "
                          f"(e.g. {path.with_suffix('.png') if path.suffix else str(path) + '.png'})")
     folder = path.parent
+    blocking = next((p for p in (folder, *folder.parents) if p.exists() and not p.is_dir()), None)
+    if blocking is not None:
+        raise ValueError(f"{option} {path}: cannot write in {folder}: {blocking} is a file, not a folder")
     try:
         folder.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=folder, prefix=".write-test-"):

@@ -198,3 +198,51 @@ def test_shared_adapters_share_matrices_across_layers_and_round_trip(tmp_path):
     t, tokens = text(), inputs()
     with torch.no_grad():
         assert torch.allclose(again(tokens, t.tokens, t.mask), shared(tokens, t.tokens, t.mask), atol=1e-6)
+
+
+def test_an_adapter_with_nan_weights_is_refused(tmp_path):
+    torch.manual_seed(0)
+    model = MaskedTransformer(CFG)
+    attach(model, AdapterConfig(d_prj=2))
+    with torch.no_grad():
+        model.blocks[1].after_mlp.up.weight[0, 0] = float("inf")
+    save_adapter(model, tmp_path / "diverged.safetensors", {})
+    with pytest.raises(CheckpointError, match=r"diverged.safetensors: tensor 'blocks.1.after_mlp.up.weight' holds 1 "
+                                              "NaN or infinite"):
+        load_adapter(MaskedTransformer(CFG), tmp_path / "diverged")
+
+
+def test_an_adapter_without_a_base_fingerprint_warns_and_can_be_stamped(tmp_path):
+    torch.manual_seed(0)
+    base = MaskedTransformer(CFG)
+    base.save(tmp_path / "base.safetensors")
+    model = MaskedTransformer(CFG)
+    attach(model, AdapterConfig(d_prj=2))
+    save_adapter(model, tmp_path / "old.safetensors", {"descriptor": "neon"})  # an older file: no fingerprint
+    from styledrop_mini.checkpoints import fingerprint
+
+    with pytest.warns(UserWarning, match=r"old.safetensors does not record which base model.*record_base"):
+        load_adapter(MaskedTransformer(CFG), tmp_path / "old.safetensors", fingerprint(tmp_path / "base.safetensors"))
+    assert adapters.record_base(tmp_path / "old", tmp_path / "base.safetensors") == fingerprint(tmp_path / "base.safetensors")
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # stamped: it loads on its base without a word...
+        load_adapter(MaskedTransformer(CFG), tmp_path / "old.safetensors", fingerprint(tmp_path / "base.safetensors"))
+    with pytest.raises(CheckpointError, match="tuned on base model"):  # ...and is refused on another
+        load_adapter(MaskedTransformer(CFG), tmp_path / "old.safetensors", "0123456789abcdef")
+
+
+def test_guidance_weights_must_be_finite_and_sane():
+    from styledrop_mini.sampling import check_guidance
+
+    torch.manual_seed(0)
+    model = MaskedTransformer(CFG)
+    attach(model, AdapterConfig(d_prj=2))
+    for bad in (float("nan"), float("inf"), -1e6, 1e3):
+        with pytest.raises(ValueError, match="lambda_A must lie in"):
+            adapter_guided_logits(model, text(), text(seed=1), bad, 3.0)
+        with pytest.raises(ValueError, match="lambda_B must lie in"):
+            check_guidance(1.0, bad)
+    with pytest.raises(ValueError, match="gamma must lie in"):
+        check_guidance(1.0, 3.0, float("nan"))

@@ -99,3 +99,46 @@ def test_resume_continues_exactly(tmp_path):
 def test_resume_without_state_is_a_clear_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="nothing to resume"):
         _train(tmp_path / "empty", 4, resume=True)
+
+
+def test_a_checkpoint_is_named_with_or_without_its_suffix_and_a_folder_is_no_checkpoint(tmp_path):
+    from styledrop_mini.checkpoints import find_checkpoint
+
+    VQTokenizer(TINY_TOK).save(tmp_path / "tok.safetensors")
+    assert find_checkpoint(tmp_path / "tok") == tmp_path / "tok.safetensors"
+    assert VQTokenizer.load(tmp_path / "tok").config.codebook_size == 32
+    with pytest.raises(CheckpointError, match=r"is a folder, not a checkpoint file; give the .safetensors file "
+                                              r"\(it holds tok.safetensors\)"):
+        find_checkpoint(tmp_path)
+    with pytest.raises(CheckpointError, match=r"nope: no such checkpoint file \(nor nope.safetensors\)"):
+        find_checkpoint(tmp_path / "nope")
+
+
+def test_a_truncated_or_non_finite_checkpoint_is_named_as_such(tmp_path):
+    VQTokenizer(TINY_TOK).save(tmp_path / "tok.safetensors")
+    data = (tmp_path / "tok.safetensors").read_bytes()
+    (tmp_path / "cut.safetensors").write_bytes(data[: len(data) // 2])
+    with pytest.raises(CheckpointError, match=r"cut.safetensors: not a readable safetensors file \([\d,]+ bytes; truncated"):
+        VQTokenizer.load(tmp_path / "cut.safetensors")
+    model = VQTokenizer(TINY_TOK)
+    with torch.no_grad():
+        model.quantizer.codebook[0, 0] = float("nan")
+    model.save(tmp_path / "nan.safetensors")
+    with pytest.raises(CheckpointError, match="nan.safetensors: tensor 'quantizer.codebook' holds 1 NaN or infinite"):
+        VQTokenizer.load(tmp_path / "nan.safetensors")
+
+
+def test_a_truncated_tokenizer_beside_the_base_is_named_as_unreadable(tmp_path):
+    import shutil
+
+    from styledrop_mini.pipeline import MusePipeline
+    from styledrop_mini.settings import CHECKPOINT_DIR
+
+    for name in ("base", "clip"):
+        shutil.copy(CHECKPOINT_DIR / f"{name}.safetensors", tmp_path)
+    data = (CHECKPOINT_DIR / "tokenizer.safetensors").read_bytes()
+    (tmp_path / "tokenizer.safetensors").write_bytes(data[:100_000])
+    with pytest.raises(CheckpointError, match="tokenizer.safetensors: not a readable safetensors file"):
+        MusePipeline.load(tmp_path)  # not "trained with another tokenizer", which would send users astray
+    with pytest.raises(CheckpointError, match="no such checkpoints folder"):
+        MusePipeline.load(tmp_path / "nowhere")

@@ -65,7 +65,7 @@ def test_class_images_are_drawn_once_then_read_from_the_cache(tmp_path, monkeypa
     pipe.transformer_file = tmp_path / "base.safetensors"
     first = dreambooth.class_tokens(pipe, "an orange star in flat style", n=6, cache_dir=tmp_path)
     assert first.shape == (6, 16) and FakePipe.calls == 1
-    cached = list(tmp_path.glob("class_an_orange_star_in_flat_style_6_0_base123.safetensors"))
+    cached = list(tmp_path.glob("class_an_orange_star_in_flat_style_*_6_0_base123.safetensors"))
     assert len(cached) == 1
     again = dreambooth.class_tokens(pipe, "an orange star in flat style", n=6, cache_dir=tmp_path)
     assert torch.equal(again, first) and FakePipe.calls == 1  # reused, not redrawn
@@ -73,6 +73,12 @@ def test_class_images_are_drawn_once_then_read_from_the_cache(tmp_path, monkeypa
     assert FakePipe.calls == 2  # another seed is another set
     dreambooth.class_tokens(pipe, "a star", n=6, cache_dir=tmp_path)
     assert FakePipe.calls == 3  # another class prompt too
+    # a caption is a user's text: it never makes a file outside the cache folder, and prompts that
+    # differ only in punctuation get files of their own
+    dreambooth.class_tokens(pipe, "../../escaped /x", n=6, cache_dir=tmp_path / "cache")
+    dreambooth.class_tokens(pipe, "escaped x", n=6, cache_dir=tmp_path / "cache")
+    assert FakePipe.calls == 5 and not list(tmp_path.glob("escaped*")) and not list(tmp_path.parent.glob("escaped*"))
+    assert len(list((tmp_path / "cache").glob("class_escaped_x_*.safetensors"))) == 2
 
 
 def test_prior_preservation_adds_the_class_loss():
@@ -105,8 +111,33 @@ def test_the_bundled_subject_loads_with_its_caption_class_and_identifier(tmp_pat
     (tmp_path / "metadata.jsonl").write_text('{"file_name": "a.png", "class_noun": "star", "text": "a red star"}\n')
     with pytest.raises(ValueError, match="metadata.jsonl.*must contain the identifier 'sks'"):
         dreambooth.load_subject(tmp_path)
-    with pytest.raises(FileNotFoundError, match="no metadata.jsonl"):
+    with pytest.raises(FileNotFoundError, match="nowhere: no such subject folder"):
         dreambooth.load_subject(tmp_path / "nowhere")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FileNotFoundError, match="empty has no metadata.jsonl"):
+        dreambooth.load_subject(tmp_path / "empty")
+
+
+def test_a_broken_subject_folder_is_named_line_by_line(tmp_path):
+    from PIL import Image
+
+    from styledrop_mini.files import MetadataError
+
+    Image.new("RGB", (64, 64)).save(tmp_path / "a.png")
+    meta = tmp_path / "metadata.jsonl"
+    meta.write_text('{"file_name": "a.png", "text": "a sks star"}\n')  # no class_noun: a KeyError once
+    with pytest.raises(MetadataError, match=r"metadata.jsonl, line 1: needs a 'class_noun' string"):
+        dreambooth.load_subject(tmp_path)
+    meta.write_text('{"file_name": "a.png", "class_noun": "star", "text": "a sks star"}\n{"file_name": "a.png",\n')
+    with pytest.raises(MetadataError, match=r"metadata.jsonl, line 2: not valid JSON"):
+        dreambooth.load_subject(tmp_path)
+    meta.write_text('{"file_name": "a.png", "class_noun": "star", "text": "a sks star"}\n'
+                    '{"file_name": "../../etc/passwd", "class_noun": "star"}\n')
+    with pytest.raises(MetadataError, match=r"metadata.jsonl, line 2: the path '../../etc/passwd' leaves"):
+        dreambooth.load_subject(tmp_path)
+    meta.write_text('{"file_name": "/etc/hostname", "class_noun": "star", "text": "a sks star"}\n')
+    with pytest.raises(MetadataError, match="line 1: the path '/etc/hostname' leaves"):
+        dreambooth.load_subject(tmp_path)
 
 
 def test_cli_dreambooth_then_mixed_generation(tmp_path, capsys):

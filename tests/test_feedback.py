@@ -5,7 +5,8 @@ import torch
 from PIL import Image
 
 from styledrop_mini import feedback
-from styledrop_mini.feedback import FeedbackSettings, Run, select_clip, select_judged, select_random, write_json
+from styledrop_mini.feedback import FeedbackSettings, Run, select_clip, select_judged, select_random
+from styledrop_mini.files import MetadataError, write_json
 
 
 def fake_pool(folder, prompts=("a star in x style", "a ring in x style"), per_prompt=3):
@@ -96,6 +97,66 @@ def test_picker_clicks_are_written_at_once_and_survive_a_new_picker(tmp_path):
     assert trained == [[0, 3]]
 
 
+def test_a_broken_run_folder_names_the_file_and_line(tmp_path):
+    fake_pool(tmp_path)
+    good_pool = (tmp_path / "pool.jsonl").read_text()
+    (tmp_path / "manifest.json").write_text('{"settings": {}')
+    with pytest.raises(MetadataError, match=r"manifest.json: not valid JSON \(line 1"):
+        Run.open(tmp_path)
+    write_json(tmp_path / "manifest.json", {"settings": {}})
+    with pytest.raises(MetadataError, match="manifest.json: missing descriptor, reference_caption"):
+        Run.open(tmp_path)
+    write_json(tmp_path / "manifest.json", {"settings": {}, "descriptor": "x", "reference_caption": "a house in x style"})
+    lines = good_pool.splitlines()
+    (tmp_path / "pool.jsonl").write_text("\n".join(lines[:2] + ["{oops"] + lines[3:]) + "\n")
+    with pytest.raises(MetadataError, match=r"pool.jsonl, line 3: not valid JSON"):
+        Run.open(tmp_path)
+    escaping = json.loads(lines[1]) | {"file": "../../../etc/passwd"}
+    (tmp_path / "pool.jsonl").write_text("\n".join([lines[0], json.dumps(escaping)] + lines[2:]) + "\n")
+    with pytest.raises(MetadataError, match=r"pool.jsonl, line 2: the path '../../../etc/passwd' leaves"):
+        Run.open(tmp_path)
+    (tmp_path / "pool.jsonl").write_text(good_pool)
+    run = Run.open(tmp_path)
+    (tmp_path / "selections").mkdir()
+    (tmp_path / "selections" / "clip.json").write_text('{"ids": [1, 2')
+    with pytest.raises(MetadataError, match=r"selections/clip.json: not valid JSON"):
+        run.selection("clip")
+    (tmp_path / "selections" / "clip.json").write_text('{"ids": [1, 99]}')
+    with pytest.raises(MetadataError, match=r"clip.json: \"ids\" must be a list of pool ids in 0..5"):
+        run.selection("clip")
+
+
+def test_picker_opens_on_a_broken_selection_says_so_and_keeps_a_copy(tmp_path):
+    from styledrop_mini.widgets import Picker
+
+    fake_pool(tmp_path)
+    (tmp_path / "selections").mkdir()
+    (tmp_path / "selections" / "human.json").write_text('{"ids": [1, ')  # a crash mid-write, by hand
+    picker = Picker(tmp_path)
+    assert picker.selected == [] and "not valid JSON" in picker.notice.value and "kept as human.json.broken-" in \
+        picker.notice.value
+    kept = list((tmp_path / "selections").glob("human.json.broken-*"))
+    assert len(kept) == 1 and kept[0].read_text() == '{"ids": [1, '
+    picker.toggles[4].value = True  # clicks work and are saved as usual
+    assert Run.open(tmp_path).selection("human") == [4]
+    assert Picker(tmp_path).notice.value == ""
+
+
+def test_a_new_pool_never_replaces_a_run_unasked(tmp_path):
+    run = fake_pool(tmp_path)
+    run.select("human", [1, 2])
+    (tmp_path / "round2_human.safetensors").write_bytes(b"x")
+    with pytest.raises(FileExistsError, match="already holds a feedback run.*--overwrite"):
+        feedback.check_new_run(tmp_path)
+    old = feedback.check_new_run(tmp_path, overwrite=True)  # lists what a new pool will remove; removes nothing yet
+    assert {p.name for p in old} == {"manifest.json", "pool.jsonl", "pool", "selections", "round2_human.safetensors"}
+    assert Run.open(tmp_path).selection("human") == [1, 2]
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(ValueError, match="is a file; a feedback run needs a folder"):
+        feedback.check_new_run(tmp_path / "file")
+    assert feedback.check_new_run(tmp_path / "fresh") == [] and (tmp_path / "fresh").is_dir()
+
+
 def test_a_tiny_round_two_writes_its_adapter_and_manifest(tmp_path):
     from styledrop_mini import adapters
     from styledrop_mini.clip import MiniClip
@@ -137,3 +198,14 @@ def test_cli_feedback_pool_select_train(tmp_path, capsys):
     assert main(["feedback", "train", str(run), "--selection", "human", "--steps", "2"]) == 0
     assert (run / "round2_human.safetensors").is_file()
     assert Run.open(run).manifest["rounds"][0]["images"] == 3
+    # drawing a pool again into the same folder is refused (its selections point at these images)...
+    capsys.readouterr()
+    assert main(["feedback", "pool", str(adapter.with_suffix("")), "-o", str(run), "-m", "1", "-p", "2"]) == 2
+    assert "already holds a feedback run" in capsys.readouterr().err
+    assert Run.open(run).selection("human") == [0, 3] and len(Run.open(run).pool) == 4
+    # ...unless asked: then the old pool, selections and round-2 adapters go
+    assert main(["feedback", "pool", str(adapter), "-o", str(run), "-m", "1", "-p", "2", "--overwrite"]) == 0
+    assert len(Run.open(run).pool) == 2 and not (run / "selections").exists()
+    assert not (run / "round2_human.safetensors").exists()
+    assert main(["feedback", "train", str(run), "--selection", "human"]) == 2
+    assert "selection 'human'" in capsys.readouterr().err

@@ -84,3 +84,40 @@ def test_tensor_grid_lays_out_rows_of_tensors():
     sheet = tensor_grid(images, cols=3, tile=8)
     assert sheet.size == (3 * 10 + 2, 2 * 10 + 2)
     assert sheet.getpixel((2 + 1 * 10 + 4, 2 + 1 * 10 + 4)) == (255, 0, 0)
+
+
+def test_exif_orientation_is_applied_as_viewers_do(tmp_path):
+    # a phone photo: stored 40 wide x 20 high, left half red, with EXIF orientation 6 ("rotate 90 clockwise")
+    stored = Image.new("RGB", (40, 20), (0, 0, 255))
+    stored.paste((255, 0, 0), (0, 0, 20, 20))
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    stored.save(tmp_path / "phone.jpg", exif=exif, quality=95)
+    shown = load_image(tmp_path / "phone.jpg")
+    assert shown.size == (20, 40)  # upright, as a viewer shows it
+    top, bottom = shown.getpixel((10, 5)), shown.getpixel((10, 35))
+    assert top[0] > 200 > top[2] and bottom[2] > 200 > bottom[0]  # the left (red) half is now on top
+
+
+def _png_header(path, width, height):
+    """A PNG that only claims its size: PIL reads the header and decides before decoding any pixel."""
+    import struct
+    import zlib
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 16))
+                     + chunk(b"IEND", b""))
+
+
+def test_a_decompression_bomb_is_a_clear_error(tmp_path):
+    _png_header(tmp_path / "bomb.png", 30000, 30000)  # 900 M pixels: PIL refuses to open it at all
+    with pytest.raises(ImageLoadError, match="bomb.png: too large to open safely"):
+        load_image(tmp_path / "bomb.png")
+    _png_header(tmp_path / "big.png", 10000, 10000)  # 100 M pixels: PIL only warns; our limit refuses it
+    with pytest.raises(ImageLoadError, match="big.png: 10000x10000 pixels is too large"):
+        load_image(tmp_path / "big.png")
+    with pytest.raises(ImageLoadError, match="is a folder, not an image file"):
+        load_image(tmp_path)

@@ -66,5 +66,12 @@ def test_cli_generate_writes_a_grid(tmp_path, capsys):
     out = tmp_path / "grid.png"
     assert main(["generate", "a green heart in polka dot style", "-n", "3", "--steps", "4", "-o", str(out)]) == 0
     assert out.exists() and "wrote 3 images" in capsys.readouterr().out
-    assert main(["generate", "a star", "-n", "0", "-o", str(out)]) == 2
-    assert "-n must be at least 1" in capsys.readouterr().err
+    # several prompts: one grid, a row per prompt, each row labelled with its prompt
+    out2 = tmp_path / "two.png"
+    assert main(["generate", "a red star in flat style", "a blue letter B in striped style", "-n", "2", "--steps", "2",
+                 "--scale", "1", "-o", str(out2)]) == 0
+    assert "wrote 4 images (2 prompts x 2)" in capsys.readouterr().out
+    from PIL import Image
+
+    with Image.open(out2) as grid, Image.open(out) as single:
+        assert grid.height < single.height + 64 and grid.width > 2 * 64  # 2 rows of 64 px tiles, labels on the left
