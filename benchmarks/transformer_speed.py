@@ -24,7 +24,8 @@ import torch
 from styledrop_mini.sampling import SamplerSettings, decode, decode_one_at_a_time, guided_logits
 from styledrop_mini.settings import CHECKPOINT_DIR
 from styledrop_mini.text_encoder import TextFeatures
-from styledrop_mini.training import RECIPES, attention_kernel, autocast, pick_device
+from styledrop_mini.devices import autocast, pick_device, resolve_precision
+from styledrop_mini.training import RECIPES, attention_kernel
 from styledrop_mini.transformer import MaskedTransformer, TransformerConfig, masked_loss, random_mask
 
 
@@ -70,8 +71,9 @@ def main():
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--batch-size", type=int, default=RECIPES["base"]["batch_size"],
                         help="training batch (default: the base recipe's)")
-    parser.add_argument("--precision", default="bf16", choices=["auto", "bf16", "fp32"],
-                        help="training autocast, as in `styledrop-mini train base --precision` (recipe: bf16)")
+    parser.add_argument("--precision", default="auto", choices=["auto", "bf16", "fp32"],
+                        help="training autocast, as in `styledrop-mini train base --precision` (auto: bf16 where "
+                             "native, see styledrop_mini/devices.py)")
     parser.add_argument("--attention", default=RECIPES["base"].get("attention", "auto"), choices=["auto", "math"],
                         help="SDPA kernel for training (default: the base recipe's); the other is timed too")
     parser.add_argument("--sample-batch", type=int, default=32)
@@ -88,7 +90,7 @@ def main():
               "torch_threads": torch.get_num_threads(), "torch": torch.__version__, "config": cfg.__dict__}
 
     # MFU is measured against the peak of the precision the matmuls run in (bf16 under autocast).
-    bf16 = args.precision == "bf16" or (args.precision == "auto" and device.type == "cuda")
+    bf16 = resolve_precision(args.precision, device) == "bf16"
     result["precision"] = "bf16 autocast" if bf16 else "fp32"
     result["matmul_peak_gflops_fp32"] = round(matmul_peak(device, torch.float32), 1)
     result["matmul_peak_gflops_bf16"] = round(matmul_peak(device, torch.bfloat16), 1)

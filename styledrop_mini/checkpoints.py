@@ -19,7 +19,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
 from .files import CHECKPOINT_SUFFIX, checkpoint_file
-from .settings import DATA_DIR
+from .settings import missing_data_hint
 
 FORMAT = "styledrop_mini/1"
 
@@ -62,12 +62,8 @@ def find_checkpoint(path) -> Path:
     with_suffix = checkpoint_file(path)
     if with_suffix.is_file():
         return with_suffix
-    hint = ""
-    if DATA_DIR in path.absolute().parents and not DATA_DIR.is_dir():
-        hint = (f"; the bundled data folder {DATA_DIR} is missing: set STYLEDROP_MINI_DATA to the folder that "
-                "holds checkpoints/ and styles/ (the repository's data/)")
     tried = f" (nor {with_suffix.name})" if with_suffix != path else ""
-    raise CheckpointError(f"{path}: no such checkpoint file{tried}{hint}")
+    raise CheckpointError(f"{path}: no such checkpoint file{tried}{missing_data_hint(path)}")
 
 
 def read_checkpoint(path, kind: str) -> tuple[dict[str, torch.Tensor], dict, dict]:

@@ -185,10 +185,12 @@ def style_references(folder=None, size: int = 64) -> dict[str, dict]:
     """The bundled single reference image of each held-out style (data/styles/): style name ->
     its metadata row ("descriptor", "reference_content", "content", ...) plus "image", a (3, size, size) tensor."""
     from .images import fit_square
-    from .settings import STYLES_DIR
+    from .settings import STYLES_DIR, missing_data_hint
 
     folder = Path(folder) if folder else STYLES_DIR
     meta = folder / "metadata.jsonl"
+    if not folder.is_dir():
+        raise FileNotFoundError(f"{folder}: no such folder of style references{missing_data_hint(folder)}")
     rows = []
     for line_no, row in read_jsonl(meta, "style references list"):
         path = inside(folder, row.get("file_name"), f"{meta}, line {line_no}")

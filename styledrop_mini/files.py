@@ -41,15 +41,19 @@ def inside(folder, name, source) -> Path:
     return folder / candidate
 
 
-def read_json(path, what: str = "JSON file"):
-    """Parse a JSON file; a missing or broken file is an error that names it."""
-    path = Path(path)
+def _read_text(path: Path, what: str) -> str:
     try:
-        text = path.read_text(encoding="utf-8")
+        return path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise FileNotFoundError(f"{path}: no such {what}") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise MetadataError(f"{path}: cannot read this {what} ({exc})") from exc
+
+
+def read_json(path, what: str = "JSON file"):
+    """Parse a JSON file; a missing or broken file is an error that names it."""
+    path = Path(path)
+    text = _read_text(path, what)
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
@@ -60,12 +64,7 @@ def read_jsonl(path, what: str = "JSON-lines file") -> list[tuple[int, dict]]:
     """Parse a JSON-lines file into (line number, object) pairs, skipping blank lines; errors name the
     file and the line."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise FileNotFoundError(f"{path}: no such {what}") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise MetadataError(f"{path}: cannot read this {what} ({exc})") from exc
+    text = _read_text(path, what)
     rows = []
     for line_no, line in enumerate(text.splitlines(), start=1):
         if not line.strip():

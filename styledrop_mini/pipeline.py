@@ -23,14 +23,14 @@ class MusePipeline:
     def load(cls, checkpoints=None, device="cpu", transformer: str = "base.safetensors") -> "MusePipeline":
         """The bundled tokenizer, mini CLIP text tower and base transformer (from `checkpoints`)."""
         from .clip import MiniClip
-        from .settings import CHECKPOINT_DIR
+        from .settings import CHECKPOINT_DIR, missing_data_hint
         from .text_encoder import ClipTextEncoder
         from .tokenizer import VQTokenizer
         from .transformer import MaskedTransformer
 
         folder = Path(checkpoints) if checkpoints else CHECKPOINT_DIR
         if not folder.is_dir():
-            raise CheckpointError(f"{folder}: no such checkpoints folder")
+            raise CheckpointError(f"{folder}: no such checkpoints folder{missing_data_hint(folder)}")
         # Each part loads first, so a broken file is named as broken, not as "another tokenizer".
         model = MaskedTransformer.load(folder / transformer, device)
         tokenizer = VQTokenizer.load(folder / "tokenizer.safetensors", device)

@@ -25,6 +25,15 @@ STYLES_DIR = DATA_DIR / "styles"
 CHECKPOINT_DIR = DATA_DIR / "checkpoints"
 
 
+def missing_data_hint(path) -> str:
+    """For an error about `path`: if it lies in the bundled data folder and that folder is missing, how to
+    point at the data; else ""."""
+    if DATA_DIR.is_dir() or DATA_DIR not in (Path(path).absolute(), *Path(path).absolute().parents):
+        return ""
+    return (f"; the bundled data folder {DATA_DIR} is missing: set STYLEDROP_MINI_DATA to the folder that "
+            "holds checkpoints/ and styles/ (the repository's data/)")
+
+
 def quick_mode() -> bool:
     """True when STYLEDROP_MINI_QUICK is set to a true value, or when running under CI.
 

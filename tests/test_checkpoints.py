@@ -83,7 +83,7 @@ def _train(run_dir, steps, resume=False):
     from styledrop_mini.judges import judges_loss
 
     bank = ImageBank.render(MiniWorld(n=32, styles="all"), workers=0)
-    settings = TrainSettings(steps=4, batch_size=8, lr=1e-3, warmup=1, save_every=1, log_every=1)
+    settings = TrainSettings(steps=4, batch_size=8, lr=1e-3, warmup=1, save_every=1, log_every=1, precision="fp32")
     fit(model, judges_loss, bank, settings, torch.device("cpu"), run_dir=run_dir, resume=resume, stop_at=steps)
     return model
 

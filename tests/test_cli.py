@@ -47,6 +47,7 @@ def tiny(argv: list[str]) -> list[str]:
 def test_the_readme_commands_run_as_written(tmp_path, monkeypatch, capsys):
     commands = readme_commands()
     assert len(commands) >= 15 and ["demo"] in commands
+    assert not [c for c in commands if c[0] == "train" and {"--overwrite", "--out"} & set(c)]  # bundled files stay
     monkeypatch.chdir(tmp_path)
     (tmp_path / "data").symlink_to(DATA_DIR)  # the README's paths are relative to a clone's root
     (tmp_path / "my_ref.png").write_bytes((STYLES_DIR / "stained_glass.png").read_bytes())

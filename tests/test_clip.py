@@ -83,3 +83,20 @@ def test_any_open_clip_architecture_builds_offline():
     assert emb.shape == (1, 1024) and clip.text_embeddings("a star").shape == (1, 1024)
     with pytest.raises(ValueError, match="unknown open_clip architecture"):
         MiniClip.from_open_clip("not-a-model")
+
+
+def test_a_prompt_longer_than_the_context_is_said_once(bundled):
+    import warnings
+
+    from styledrop_mini.text_encoder import ClipTextEncoder
+
+    encoder = ClipTextEncoder(MiniClip.load(CHECKPOINT_DIR / "clip.safetensors"))
+    long = "a red star in flat style on a sunny day with a dog and a cat and a bird and a fish"
+    with pytest.warns(UserWarning, match=r"is 22 tokens long; the text encoder reads only 18, so it sees "
+                                         r"'a red star in flat style on a sunny day with a dog and a cat and a'"):
+        cut = encoder([long])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # once: the next long prompt, and short ones, pass in silence
+        encoder([long + " again"])
+        short = encoder(["a red star in flat style"])
+    assert cut.mask.sum() == 20 and short.mask.sum() < 20

@@ -141,6 +141,16 @@ def test_missing_image_names_file_and_line(tmp_path):
         ImageFolder(folder)
 
 
+def test_file_names_that_leave_the_folder_are_refused(tmp_path):
+    (tmp_path / "secret.png").write_bytes(b"x")
+    for name in ("../secret.png", str(tmp_path / "secret.png")):
+        (tmp_path / f"f{len(name)}").mkdir()
+        folder = _folder(tmp_path / f"f{len(name)}", [{"file_name": "a.png", "text": "ok"},
+                                                      {"file_name": name, "text": "x"}])
+        with pytest.raises(ImageFolderError, match=r"metadata.jsonl, line 2: the path .* leaves"):
+            ImageFolder(folder)
+
+
 def test_corrupt_image_names_file_and_line(tmp_path):
     folder = _folder(tmp_path, [{"file_name": "a.png", "text": "ok"}, {"file_name": "bad.png", "text": "x"}])
     (folder / "bad.png").write_bytes(b"\x89PNG\r\n\x1a\n this is not really a png")
