@@ -15,6 +15,8 @@ import time
 import warnings
 from pathlib import Path
 
+from tqdm.auto import tqdm
+
 from . import __version__, world
 from .files import check_output, save_or_rescue
 
@@ -408,8 +410,9 @@ def cmd_generate(args) -> int:
         grid = image_grid([tiles[i:i + args.n] for i in range(0, len(tiles), args.n)], tile=64 * args.scale,
                           row_labels=prompt_list, label_width=min(420, 12 + 6 * max(map(len, prompt_list))))
     out = save_or_rescue(grid.save, out, "grid")
-    print(f"wrote {len(tiles)} images ({len(prompt_list)} prompt{'s' * (len(prompt_list) > 1)} x {args.n}) to "
-          f"{out.resolve()} in {time.perf_counter() - start:.1f} s")
+    rows = len(prompt_list)
+    print(f"wrote {len(tiles)} image{'s' * (len(tiles) > 1)} ({rows} prompt{'s' * (rows > 1)} x {args.n}) "
+          f"to {out.resolve()} in {time.perf_counter() - start:.1f} s")
     return 0
 
 
@@ -611,7 +614,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _warning_line(message, category, filename, lineno, file=None, line=None) -> None:
-    print(f"styledrop-mini: warning: {message}", file=sys.stderr)
+    tqdm.write(f"styledrop-mini: warning: {message}", file=sys.stderr)  # on its own line, above any progress bar
 
 
 def main(argv=None) -> int:
