@@ -163,9 +163,12 @@ def cmd_evaluate(args) -> int:
     from .devices import pick_device
     from .settings import CHECKPOINT_DIR
 
-    unknown = sorted(set(args.models) - {"tokenizer", "judges", "clip", "base"})
+    unknown = sorted(set(args.models) - {"tokenizer", "judges", "clip", "base", "style-prior"})
     if unknown:
-        raise ValueError(f"unknown model(s) {unknown}; choose from tokenizer, judges, clip, base")
+        raise ValueError(f"unknown model(s) {unknown}; choose from tokenizer, judges, clip, base, style-prior")
+    bad_styles = [s for s in args.styles if s not in world.HELD_OUT_STYLES]
+    if "style-prior" in args.models and bad_styles:
+        raise ValueError(f"--styles {bad_styles}: style-prior measures held-out styles: {', '.join(world.HELD_OUT_STYLES)}")
     json_out = check_output(args.json, "file", "--json") if args.json else None
     settings = None
     if "base" in args.models:
@@ -173,7 +176,7 @@ def cmd_evaluate(args) -> int:
         settings = SamplerSettings(steps=args.steps, guidance=args.guidance, temperature=args.temperature).check()
     folder = Path(args.checkpoints) if args.checkpoints else CHECKPOINT_DIR
     device = pick_device(args.device)
-    measuring = [m for m in args.models if m != "base"]
+    measuring = [m for m in args.models if m not in ("base", "style-prior")]
     bank = metrics.test_bank(n=args.n, seed=args.seed, workers=args.workers) if measuring else None
     report = {"test_images": len(bank) if bank else 0, "seed": args.seed}
     judges = None
@@ -199,6 +202,21 @@ def cmd_evaluate(args) -> int:
                                                           styles=styles, settings=settings, workers=args.workers)
                           for styles in ("seen", "held_out")}
         report["base"]["sampler"] = settings.__dict__
+    if "style-prior" in args.models:  # can the base learn a held-out style at all, and from one image?
+        from . import diagnostics
+        from .clip import MiniClip
+        from .datasets import style_references
+        from .judges import Judges
+        from .pipeline import MusePipeline
+        pipe = MusePipeline.load(folder, device)
+        judges = judges or Judges.load(folder / "judges.safetensors", device)
+        clip = MiniClip.load(folder / "clip.safetensors", device)
+        start = time.perf_counter()
+        report["style_prior"] = diagnostics.style_prior_report(
+            pipe, judges, clip, style_references(), args.styles, seeds=args.seeds, n_prompts=args.prompts,
+            precision=args.precision)
+        report["style_prior"]["wall_seconds"] = round(time.perf_counter() - start, 1)
+        print(diagnostics.table(report["style_prior"]))
     text = json.dumps(report, indent=2)
     print(text)
     if json_out:
@@ -595,19 +613,27 @@ def build_parser() -> argparse.ArgumentParser:
 
     evaluate = command(sub, "evaluate", "measure the bundled models on fresh test renders")
     evaluate.add_argument("models", nargs="*", default=["tokenizer", "judges", "clip"],
-                          help="any of tokenizer, judges, clip, base")
+                          help="any of tokenizer, judges, clip, base, style-prior (diagnostics.py: can the base "
+                               "learn each held-out style, from true renders and from one image?)")
     evaluate.add_argument("-n", type=POSITIVE, default=1000, help="number of fresh test renders")
     evaluate.add_argument("--seed", type=int, default=1, help="seed of the test renders")
     evaluate.add_argument("--device", default="cpu", help="cpu, cuda or auto")
     checkpoints_option(evaluate)
     evaluate.add_argument("--workers", type=number(int, 0, 256),
                           help="processes that render the test images (default: one per core, at most 16)")
-    evaluate.add_argument("--prompts", type=POSITIVE, default=400, help="prompts per style group for 'base'")
+    evaluate.add_argument("--prompts", type=POSITIVE, default=400,
+                          help="prompts per style group for 'base' (and per test of the base for 'style-prior')")
     evaluate.add_argument("--steps", type=number(int, 1, 256), default=12, help="decoding steps for 'base'")
     evaluate.add_argument("--guidance", type=number(float, -10, 50), default=SamplerSettings.guidance,
                           help="guidance scale for 'base'")
     evaluate.add_argument("--temperature", type=number(float, 1e-3, 100), default=SamplerSettings.temperature,
                           help="sampling temperature for 'base'")
+    evaluate.add_argument("--styles", nargs="+", default=list(world.HELD_OUT_STYLES),
+                          help="held-out styles for 'style-prior'")
+    evaluate.add_argument("--seeds", type=number(int, 1, 64), default=4,
+                          help="images per test content for 'style-prior'")
+    evaluate.add_argument("--precision", choices=["auto", "bf16", "fp32"], default="auto",
+                          help="adapter tuning in 'style-prior' (auto: bf16 only where native)")
     evaluate.add_argument("--json", help="also write the report to this file (default: print only)")
     evaluate.set_defaults(func=cmd_evaluate)
     return parser

@@ -1,0 +1,171 @@
+"""Style-prior diagnostics: can the base model learn a new style at all, and can it from one image?
+
+StyleDrop works on Muse because a new style is a new *combination* of looks the base model can
+already draw: a tiny adapter finds it from one image. Whether our base has such a prior is measured,
+per held-out style, by (`styledrop-mini evaluate style-prior`; the protocol is ../shared/README.md's):
+
+  upper_bound   an adapter tuned on K TRUE renders of the style, of K contents the test never shows.
+                If even this cannot draw new contents in the style, no one-image method, feedback
+                round or content adapter can: run it before blaming a method.
+  one_image     StyleDrop round 1 from the style's bundled reference at the default settings.
+  name_only     the base model given the style's name alone. It must draw the style rarely (the
+                acceptance bar is <= 20 %), or the test measures what the base already knows rather
+                than what the adapter learnt from the image.
+and, once for the base model:
+  unseen_word   content accuracy with a style word it never saw ("zorblax"), beside the same prompts
+                with their own style word: robust text conditioning ignores an unknown word.
+  seen_quality  content, colour and style accuracy on the styles it was trained on.
+
+Every rate comes with its standard error, sqrt(p (1 - p) / n). Test renders and samples use seeds
+that no setting was chosen on (DIAGNOSTIC_SEED).
+"""
+from __future__ import annotations
+
+import math
+import time
+
+import torch
+
+from . import adapters, metrics, prompts, world
+from .images import pil_to_tensor
+
+DIAGNOSTIC_SEED = 7_000  # fresh: no default of the package was chosen on these seeds
+UNSEEN_WORD = "zorblax"
+# Contents for the upper bound's training renders: none of them is a test content (metrics.STYLE_EVAL_CONTENTS
+# or its spares), so the test asks for contents the adapter never saw in the style.
+UPPER_BOUND_CONTENTS = ("square", "cross", "ring", "hexagon", "lightning bolt", "letter B", "letter D", "letter G",
+                        "letter H", "letter N", "letter P", "letter T")
+
+
+def rate(p: float, n: int) -> dict:
+    """A rate with its standard error."""
+    return {"rate": p, "se": math.sqrt(max(p * (1 - p), 0.0) / n) if n else float("nan"), "n": n}
+
+
+def _judged(report: dict, n: int) -> dict:
+    """style_transfer_report's judge accuracies as rates with standard errors, plus its CLIP scores."""
+    return {"style": rate(report["judge_style"], n), "content": rate(report["judge_content"], n),
+            "clip_text": report["clip_text"], "clip_style": report["clip_style"],
+            "leak_reference_content": report["leak_reference_content"]}
+
+
+def true_renders(style: str, contents, seed: int = DIAGNOSTIC_SEED) -> tuple[torch.Tensor, list[str]]:
+    """One true render of each content in `style` (colours cycling), with its canonical caption."""
+    colours = list(world.COLOURS)
+    picked = [colours[i % len(colours)] for i in range(len(contents))]
+    images = torch.stack([pil_to_tensor(world.render(c, k, style, seed=2 * (seed + i)))  # even: the train split
+                          for i, (c, k) in enumerate(zip(contents, picked))])
+    return images, [world.caption(c, k, style) for c, k in zip(contents, picked)]
+
+
+def upper_bound(pipe, judges, clip, ref: dict, k: int = 8, seeds: int = 4, n_contents: int = 12,
+                lambdas=(1.0, 2.0), tuning: dict | None = None, precision: str = "auto") -> dict:
+    """An adapter tuned (round-1 settings) on `k` true renders of `k` contents that the test never asks
+    for, then asked for `n_contents` new contents x `seeds` at each lambda_A (lambda_B as the library's)."""
+    tuning = {**adapters.TUNING, **(tuning or {})}
+    test = set(metrics.style_eval_contents(exclude=ref["content"], n=n_contents))
+    contents = [c for c in UPPER_BOUND_CONTENTS if c not in test and c != ref["content"]][:k]
+    if len(contents) < k:
+        raise ValueError(f"only {len(contents)} training contents are free of the test set; ask for k <= {len(contents)}")
+    images, captions = true_renders(ref["style"], contents)
+    start = time.perf_counter()
+    model, _ = adapters.tune(pipe, images, captions, seed=DIAGNOSTIC_SEED, precision=precision, **tuning)
+    seconds = time.perf_counter() - start
+    n = seeds * n_contents
+    rows = {}
+    for lambda_a in lambdas:
+        report = metrics.style_transfer_report(pipe, judges, clip, ref, model, seeds=seeds, n_contents=n_contents,
+                                               guidance=(lambda_a, adapters.GUIDANCE[1]), seed=DIAGNOSTIC_SEED)[0]
+        rows[f"lambda_a={lambda_a:g}"] = _judged(report, n)
+    return {"train_contents": contents, "tune_seconds": round(seconds, 1), **rows}
+
+
+def one_image(pipe, judges, clip, ref: dict, seeds: int = 4, n_contents: int = 12, tuning: dict | None = None,
+              precision: str = "auto") -> dict:
+    """StyleDrop round 1 from the bundled reference at the default tuning and guidance."""
+    tuning = {**adapters.TUNING, **(tuning or {})}
+    caption = prompts.styled(ref["reference_content"], ref["descriptor"])
+    start = time.perf_counter()
+    model, _ = adapters.tune(pipe, ref["image"], [caption], seed=DIAGNOSTIC_SEED, precision=precision, **tuning)
+    seconds = time.perf_counter() - start
+    report = metrics.style_transfer_report(pipe, judges, clip, ref, model, seeds=seeds, n_contents=n_contents,
+                                           seed=DIAGNOSTIC_SEED)[0]
+    return {"tune_seconds": round(seconds, 1), **_judged(report, seeds * n_contents)}
+
+
+def name_only(pipe, judges, clip, ref: dict, seeds: int = 4, n_contents: int = 12) -> dict:
+    """The base model, no adapter, given "{content} in {descriptor} style" for the same test contents."""
+    report = metrics.style_transfer_report(pipe, judges, clip, ref, None, seeds=seeds, n_contents=n_contents,
+                                           seed=DIAGNOSTIC_SEED)[0]
+    return _judged(report, seeds * n_contents)
+
+
+@torch.no_grad()
+def unseen_word(pipe, judges, n: int = 48, word: str = UNSEEN_WORD) -> dict:
+    """Content (and colour) accuracy of the base model on `n` seen-style prompts, with their own style
+    word and with `word` in its place: "a red star in zorblax style"."""
+    bank = metrics.test_bank(n, seed=DIAGNOSTIC_SEED, styles="seen", workers=0)
+    labels = [(world.CONTENTS[c], list(world.COLOURS)[k]) for c, k in zip(bank.content_ids.tolist(),
+                                                                         bank.colour_ids.tolist())]
+    prompt_sets = {"own word": bank.texts,
+                   "unseen word": [world.with_articles(f"a {k} {c} in {word} style") for c, k in labels]}
+    out = {"word": word}
+    for name, texts in prompt_sets.items():
+        images = pipe.generate(texts, seed=DIAGNOSTIC_SEED, progress=False)
+        acc = judges.accuracy(images, content=bank.content_ids, colour=bank.colour_ids)
+        out[name] = {"content": rate(acc["content"], n), "colour": rate(acc["colour"], n)}
+    return out
+
+
+def seen_quality(pipe, judges, clip, n: int = 96) -> dict:
+    report = metrics.generator_report(pipe, judges, clip, n=n, seed=DIAGNOSTIC_SEED, styles="seen", workers=0)
+    return {**{k: rate(v, n) for k, v in report["judges"].items()},
+            "clip_text_score_ratio": report["clip_text_score_ratio"]}
+
+
+def style_prior_report(pipe, judges, clip, references: dict, styles=world.HELD_OUT_STYLES, seeds: int = 4,
+                       n_contents: int = 12, k: int = 8, n_prompts: int = 96, tuning: dict | None = None,
+                       precision: str = "auto", log=print) -> dict:
+    """All the diagnostics for `styles` (each needs a bundled reference in `references`)."""
+    missing = [s for s in styles if s not in references]
+    if missing:
+        raise ValueError(f"no reference image for {missing}; choose from {', '.join(references)}")
+    report = {"base": str(getattr(pipe, "transformer_file", "")), "seed": DIAGNOSTIC_SEED,
+              "settings": {"seeds": seeds, "n_contents": n_contents, "k": k, "n_prompts": n_prompts,
+                           "tuning": {**adapters.TUNING, **(tuning or {})}, "guidance": adapters.GUIDANCE},
+              "styles": {}}
+    for style in styles:
+        ref = references[style]
+        log(f"{style}: upper bound ({k} true renders), one image, name only")
+        report["styles"][style] = {
+            "upper_bound": upper_bound(pipe, judges, clip, ref, k, seeds, n_contents, tuning=tuning, precision=precision),
+            "one_image": one_image(pipe, judges, clip, ref, seeds, n_contents, tuning=tuning, precision=precision),
+            "name_only": name_only(pipe, judges, clip, ref, seeds, n_contents)}
+    log("base model: an unseen style word, and the seen styles")
+    report["unseen_word"] = unseen_word(pipe, judges, n_prompts)
+    report["seen_quality"] = seen_quality(pipe, judges, clip, n_prompts)
+    return report
+
+
+def _cell(r: dict) -> str:
+    return f"{100 * r['style']['rate']:.0f} / {100 * r['content']['rate']:.0f}"
+
+
+def table(report: dict) -> str:
+    """The report as a markdown table: judge style / content % per held-out style and test."""
+    styles = list(report["styles"])
+    lines = ["| test (judge style / content %) | " + " | ".join(styles) + " |", "|---" * (len(styles) + 1) + "|"]
+    tests = [(f"upper bound, {name.replace('=', ' ')}", lambda s, n=name: s["upper_bound"][n])
+             for name in next(iter(report["styles"].values()))["upper_bound"] if name.startswith("lambda_a")]
+    tests += [("one image, round 1, defaults", lambda s: s["one_image"]),
+              ("base model, style name only", lambda s: s["name_only"])]
+    for label, pick in tests:
+        lines.append(f"| {label} | " + " | ".join(_cell(pick(report["styles"][s])) for s in styles) + " |")
+    word, quality = report["unseen_word"], report["seen_quality"]
+    lines.append("")
+    lines.append(f"base content with its own style word {100 * word['own word']['content']['rate']:.1f} %, with "
+                 f"'{word['word']}' {100 * word['unseen word']['content']['rate']:.1f} % "
+                 f"(n = {word['unseen word']['content']['n']}); seen styles: content "
+                 f"{100 * quality['content']['rate']:.1f} %, colour {100 * quality['colour']['rate']:.1f} %, style "
+                 f"{100 * quality['style']['rate']:.1f} % (n = {quality['content']['n']})")
+    return "\n".join(lines)

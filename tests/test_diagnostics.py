@@ -1,0 +1,58 @@
+"""Style-prior diagnostics (issue 16): the measurements run end to end, test on contents the adapter never
+saw, and report rates with standard errors."""
+import math
+
+import pytest
+
+from styledrop_mini import diagnostics, metrics, world
+from styledrop_mini.clip import MiniClip
+from styledrop_mini.datasets import style_references
+from styledrop_mini.judges import Judges
+from styledrop_mini.pipeline import MusePipeline
+
+
+@pytest.fixture(scope="module")
+def models():
+    pipe = MusePipeline.load()
+    return pipe, Judges.load(pipe.folder / "judges.safetensors"), MiniClip.load(pipe.folder / "clip.safetensors")
+
+
+def test_rates_carry_their_standard_error():
+    r = diagnostics.rate(0.25, 48)
+    assert r == {"rate": 0.25, "se": pytest.approx(math.sqrt(0.25 * 0.75 / 48)), "n": 48}
+    assert diagnostics.rate(1.0, 10)["se"] == 0.0
+
+
+def test_true_renders_are_the_style_and_never_a_test_content(models):
+    _, judges, _ = models
+    for style, ref in style_references().items():
+        test = set(metrics.style_eval_contents(exclude=ref["content"]))
+        contents = [c for c in diagnostics.UPPER_BOUND_CONTENTS if c not in test and c != ref["content"]][:8]
+        assert len(contents) == 8 and not test & set(contents)
+        images, captions = diagnostics.true_renders(style, contents)
+        assert images.shape == (8, 3, 64, 64) and all(world.STYLES[style] in c for c in captions)
+        assert judges.accuracy(images, content=contents, style=[style] * 8) == {"content": 1.0, "style": 1.0}
+
+
+def test_the_whole_report_runs_tiny_and_reads_as_a_table(models):
+    pipe, judges, clip = models
+    report = diagnostics.style_prior_report(pipe, judges, clip, style_references(), styles=("neon",), seeds=1,
+                                            n_contents=2, k=2, n_prompts=4, tuning={"steps": 2}, log=lambda _: None)
+    neon = report["styles"]["neon"]
+    assert neon["upper_bound"]["train_contents"] == ["square", "cross"]
+    for cell in (neon["upper_bound"]["lambda_a=1"], neon["upper_bound"]["lambda_a=2"], neon["one_image"],
+                 neon["name_only"]):
+        assert cell["style"]["n"] == 2 and 0 <= cell["style"]["rate"] <= 1 and 0 <= cell["content"]["rate"] <= 1
+    assert report["unseen_word"]["word"] == "zorblax" and report["unseen_word"]["unseen word"]["content"]["n"] == 4
+    assert set(report["seen_quality"]) >= {"content", "colour", "style", "clip_text_score_ratio"}
+    text = diagnostics.table(report)
+    assert "| upper bound, lambda_a 1 |" in text and "| base model, style name only |" in text and "'zorblax'" in text
+    with pytest.raises(ValueError, match="no reference image for"):
+        diagnostics.style_prior_report(pipe, judges, clip, {}, styles=("neon",))
+
+
+def test_the_cli_measures_held_out_styles_only(capsys):
+    from styledrop_mini.cli import main
+
+    assert main(["evaluate", "style-prior", "--styles", "flat"]) == 2
+    assert "style-prior measures held-out styles" in capsys.readouterr().err
