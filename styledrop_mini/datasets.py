@@ -102,6 +102,48 @@ class MiniWorld(Dataset):
         return item
 
 
+class LookWorld(Dataset):
+    """`n` renders of the style space (styles.py; issue 16, in progress): item i draws a content, a colour
+    and a look (from `looks`, by default every training look) from a generator seeded by (seed, i,
+    split), and a caption of varying completeness (styles.look_caption; `caption_kind` fixes one kind).
+    Items are MiniWorld's plus one id per primitive ("background_id", ...) and "look_name" ("" if none)."""
+
+    def __init__(self, n: int = 1000, split: str = "train", looks=None, seed: int = 0, size: int = world.IMAGE_SIZE,
+                 caption_kind: str | None = None):
+        from . import styles
+
+        if split not in SPLITS:
+            raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+        if n < 1 or seed < 0:
+            raise ValueError(f"n must be at least 1 and seed >= 0, got n={n}, seed={seed}")
+        self.looks = list(looks) if looks is not None else styles.training_looks()
+        if not self.looks:
+            raise ValueError("no looks to draw from")
+        self.n, self.split, self.seed, self.size, self.caption_kind = n, split, seed, size, caption_kind
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, index: int) -> dict:
+        from . import styles
+
+        if not 0 <= index < self.n:
+            raise IndexError(f"index {index} out of range for a LookWorld of {self.n} images")
+        rng = np.random.default_rng([self.seed, index, SPLITS.index(self.split)])
+        content = world.CONTENTS[rng.integers(len(world.CONTENTS))]
+        colour = list(world.COLOURS)[rng.integers(len(world.COLOURS))]
+        look = self.looks[rng.integers(len(self.looks))]
+        render_seed = 2 * int(rng.integers(2**31)) + SPLITS.index(self.split)  # train even, test odd, as MiniWorld
+        image = pil_to_tensor(styles.render_look(content, colour, look, seed=render_seed, size=self.size))
+        name = styles.look_name(look) or ""
+        item = _labelled(image, styles.look_caption(content, colour, look, rng, self.caption_kind), content, colour,
+                         name if name in world.STYLES else "")
+        item.update({f"{k.replace(' ', '_')}_id": values.index(getattr(look, k))
+                     for k, values in styles.PRIMITIVES.items()})
+        item["look_name"] = name
+        return item
+
+
 # ----------------------------------------------------------------------------------------------
 # Image folders with metadata.jsonl (the Hugging Face `datasets` "imagefolder" convention)
 # ----------------------------------------------------------------------------------------------

@@ -132,6 +132,71 @@ def matches(look: Look, recipe: Look, primitives=tuple(PRIMITIVES)) -> bool:
 
 
 # ----------------------------------------------------------------------------------------------
+# Captions as people write them: a name, some attribute words, or nothing about the style at all
+# ----------------------------------------------------------------------------------------------
+PHRASES = {  # (primitive, value) -> words; "" says nothing (the usual case needs no words)
+    "background": {"plain": "on a plain background", "white": "on white", "cool": "on a pale blue background",
+                   "paper": "on textured paper", "gradient": "on a grey gradient", "dark": "on a dark background",
+                   "grid": "on a blue grid", "noise": "on a mottled background", "amber": "on an amber background"},
+    "fill": {"solid": "filled solid", "none": "with no fill", "stripes": "with diagonal stripes",
+             "dots": "with polka dots", "checks": "with a checkerboard fill", "hatching": "with hatching",
+             "wash": "in a transparent wash", "bands": "with horizontal bands", "shaded": "shaded top to bottom"},
+    "outline": {"none": "", "thin": "with a thin outline", "bold": "with a bold outline",
+                "thick dark": "with a thick black outline", "glow": "with a glowing outline",
+                "double": "with a double outline", "jittered": "with sketchy lines", "light": "with a white outline"},
+    "effect": {"none": "", "drop shadow": "with a drop shadow", "bleed": "with bleeding edges",
+               "pixelate": "pixelated", "cells": "cut into panes", "ripple": "rippled"},
+    "palette": {"as is": "", "pastel": "in pastel colours", "dark": "in dark colours",
+                "saturated": "in vivid colours", "light": "in light colours"},
+}
+# Words a caption may carry that say nothing about the picture: the model must learn to ignore them,
+# so that a descriptor it never saw does not derail the content (issue 16: "zorblax" costs half of it).
+FILLERS = ("nice", "simple", "classic", "my favourite", "new", "cool", "plain old", "a study of")
+NONSENSE = ("blick", "vorn", "tesh", "quillo", "mardle", "snib", "poffer", "grune")
+CAPTION_MIX = {"name": 0.25, "attributes": 0.4, "none": 0.2, "ignorable": 0.15}  # shares of each kind
+# At most three phrases: the longest caption is then 20 BPE tokens ("a purple hexagon with a checkerboard
+# fill on a pale blue background with a thick black outline"); the bundled mini CLIP reads 18, so the one
+# retrained for this world needs a context of at least 24 (ClipConfig.context_length).
+MAX_PHRASES = 3
+
+
+def look_name(look: Look) -> str | None:
+    """The named style this look is, if any ("neon"), else None."""
+    return next((name for name, recipe in NAMED.items() if recipe == look), None)
+
+
+def look_caption(content: str, colour: str, look: Look, rng: np.random.Generator, kind: str | None = None) -> str:
+    """A caption for a training image: `kind` "name" (its style's descriptor; only for named looks),
+    "attributes" (1-3 phrases for primitives that differ from plain), "none" (content and colour
+    alone), or "ignorable" (a filler or a nonsense style word); drawn by CAPTION_MIX when None."""
+    from .world import STYLES, with_articles
+
+    subject = with_articles(f"a {colour} {content}")
+    name = look_name(look)
+    if kind is None:
+        kinds = [k for k in CAPTION_MIX if k != "name" or name]
+        weights = np.array([CAPTION_MIX[k] for k in kinds])
+        kind = kinds[rng.choice(len(kinds), p=weights / weights.sum())]
+    if kind == "name":
+        if not name:
+            raise ValueError(f"the look ({look.words()}) has no name")
+        return f"{subject} in {STYLES.get(name, name)} style"
+    if kind == "attributes":
+        phrases = [PHRASES[k][getattr(look, k)] for k in PRIMITIVES]
+        phrases = [p for p in phrases if p]
+        picked = sorted(rng.choice(len(phrases), size=min(len(phrases), rng.integers(1, MAX_PHRASES + 1)),
+                               replace=False))
+        return " ".join([subject] + [phrases[i] for i in picked])
+    if kind == "none":
+        return subject
+    if kind == "ignorable":
+        if rng.random() < 0.5:
+            return f"{with_articles('a ' + FILLERS[rng.integers(len(FILLERS))])} {colour} {content}"
+        return f"{subject} in {NONSENSE[rng.integers(len(NONSENSE))]} style"
+    raise ValueError(f"unknown caption kind {kind!r}; use one of {', '.join(CAPTION_MIX)}")
+
+
+# ----------------------------------------------------------------------------------------------
 # Primitives. Arrays: mask m in [0, 1] (S, S); images (S, S, 3) floats; u = S / 64 (one 64-px pixel).
 # ----------------------------------------------------------------------------------------------
 def _blotches(S: int, rng, cells: int = 6) -> np.ndarray:

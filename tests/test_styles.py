@@ -69,3 +69,55 @@ def test_a_look_names_a_bad_value_and_reads_as_words():
     assert not styles.matches(NAMED["neon"], Look("dark", "none", "glow", palette="pastel"))
     sheet = styles.primitive_sheet()
     assert sheet.height > 5 * 64 and sheet.width > 9 * 64
+
+
+def test_captions_name_only_named_looks_and_never_a_held_out_style_in_training():
+    from styledrop_mini.datasets import LookWorld
+
+    rng = np.random.default_rng(0)
+    assert styles.look_caption("star", "red", NAMED["neon"], rng, "name") == "a red star in glowing neon style"
+    assert styles.look_caption("arrow", "orange", Look(), rng, "none") == "an orange arrow"
+    with pytest.raises(ValueError, match="has no name"):
+        styles.look_caption("star", "red", Look("dark", "dots", "glow"), rng, "name")
+    data = LookWorld(600, seed=3)
+    items = [data[i] for i in range(len(data))]
+    held_out_words = [world.STYLES[s] for s in world.HELD_OUT_STYLES] + ["rippled"]
+    assert not [it["text"] for it in items if any(w in it["text"] for w in held_out_words)]
+    for it in items:  # attribute words describe the look the image has
+        look = Look(*(values[it[f"{k.replace(' ', '_')}_id"]] for k, values in PRIMITIVES.items()))
+        said = [phrase for k in PRIMITIVES for v, phrase in styles.PHRASES[k].items() if phrase and phrase in it["text"]]
+        own = {styles.PHRASES[k][getattr(look, k)] for k in PRIMITIVES}
+        assert set(said) <= own, (it["text"], look)
+    plain = sum(it["text"] == world.with_articles(f"a {it['colour']} {it['content']}") for it in items) / len(items)
+    assert abs(plain - styles.CAPTION_MIX["none"]) < 0.06  # a plain prompt is common: it must give a spread of looks
+
+
+def test_the_longest_caption_fits_a_24_token_context():
+    from styledrop_mini.clip import MiniClip
+    from styledrop_mini.settings import CHECKPOINT_DIR
+
+    tokenizer = MiniClip.load(CHECKPOINT_DIR / "clip.safetensors").tokenizer
+    rng = np.random.default_rng(1)
+    looks = styles.all_looks()
+    lengths = [len(tokenizer.encode(styles.look_caption("lightning bolt", "purple", looks[rng.integers(len(looks))],
+                                                        rng, "attributes"))) for _ in range(2000)]
+    assert max(lengths) <= 22  # < 24 - 2 (start and end): what the retrained CLIP's context must hold
+
+
+def test_look_world_items_are_seeded_split_and_labelled():
+    from styledrop_mini.datasets import LookWorld
+
+    a, b = LookWorld(8, seed=5), LookWorld(8, seed=5)
+    assert all(a[i]["text"] == b[i]["text"] and torch_equal(a[i]["image"], b[i]["image"]) for i in range(8))
+    test = LookWorld(8, split="test", seed=5)
+    assert not any(torch_equal(a[i]["image"], test[i]["image"]) for i in range(8))
+    named = LookWorld(4, looks=[NAMED["blueprint"]], caption_kind="name")[0]
+    assert named["look_name"] == "blueprint" and named["style"] == "blueprint" and named["text"].endswith("blueprint style")
+    with pytest.raises(ValueError, match="no looks"):
+        LookWorld(4, looks=[])
+
+
+def torch_equal(x, y) -> bool:
+    import torch
+
+    return bool(torch.equal(x, y))
