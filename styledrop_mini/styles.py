@@ -104,9 +104,18 @@ HELD_OUT = tuple(HELD_OUT_SIGNATURES) + ("ripple",)
 SOLID_FILLS = ("solid", "shaded", "wash")  # fills that cover the content in its own colour
 
 
+# (background, palette) pairs on which some colour of the world nearly vanishes: its content, filled
+# solid, differs from the bare background by less than MIN_CONTRAST on average (`content_contrast`,
+# worst colour; flat style is 0.22). Measured, and re-measured by tests/test_styles.py.
+MIN_CONTRAST = 0.1
+FAINT = {("paper", "pastel"), ("gradient", "pastel"), ("noise", "pastel"), ("amber", "pastel"), ("amber", "light"),
+         ("dark", "dark"), ("grid", "dark"), ("grid", "as is")}
+
+
 def is_visible(look: Look) -> bool:
-    """No fill and no outline would draw nothing at all: such looks are not in the space."""
-    return not (look.fill == "none" and look.outline == "none")
+    """Looks that would hide the content are not in the space: no fill and no outline (nothing drawn),
+    or a background and palette on which some colour nearly vanishes (FAINT)."""
+    return not (look.fill == "none" and look.outline == "none") and (look.background, look.palette) not in FAINT
 
 
 def is_held_out(look: Look) -> bool:
@@ -381,6 +390,17 @@ def paint(mask: Image.Image, colour, look: Look, rng: np.random.Generator, u: fl
     if look.effect == "cells":
         img = _cells(img, mask, rng, u)
     return np.clip(img, 0, 1)
+
+
+def content_contrast(look: Look, colour: str, content: str = "circle", seed: int = 0) -> float:
+    """How far the content stands out: the mean absolute difference, over the content and a band
+    around it, between the look drawn with the content and without it (same seed)."""
+    canvas = IMAGE_SIZE * SUPERSAMPLE
+    mask = content_mask(content, canvas, Jitter(0.0, 0.0, 0.7, 0.0))
+    drawn = paint(mask, COLOURS[colour], look, np.random.default_rng(seed), canvas / 64)
+    bare = paint(Image.new("L", mask.size, 0), COLOURS[colour], look, np.random.default_rng(seed), canvas / 64)
+    region = np.asarray(mask.filter(ImageFilter.MaxFilter(9))) > 127
+    return float(np.abs(drawn - bare)[region].mean())
 
 
 def render_look(content: str, colour: str, look: Look, seed: int = 0, size: int = IMAGE_SIZE) -> Image.Image:

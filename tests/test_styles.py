@@ -1,7 +1,5 @@
 """The style space (issue 16, in progress): named styles are points of it, drawn as before; the held-out
 styles are new combinations of values the base sees elsewhere; the hard one uses a value it never sees."""
-import math
-
 import numpy as np
 import pytest
 
@@ -18,8 +16,9 @@ def test_every_named_style_is_a_look_and_only_the_held_out_ones_are_held_out():
 
 def test_the_space_is_large_and_held_out_styles_are_new_combinations_of_seen_values():
     everything = styles.all_looks()
-    assert len(everything) == math.prod(len(v) for v in PRIMITIVES.values()) - math.prod(
-        len(v) for k, v in PRIMITIVES.items() if k not in ("fill", "outline"))  # less the invisible looks
+    legible_grounds = len(PRIMITIVES["background"]) * len(PRIMITIVES["palette"]) - len(styles.FAINT)
+    drawn = len(PRIMITIVES["fill"]) * len(PRIMITIVES["outline"]) - 1  # not: no fill and no outline
+    assert len(everything) == legible_grounds * drawn * len(PRIMITIVES["effect"])
     training = styles.training_looks()
     assert len(training) > 10_000
     seen = {(k, getattr(look, k)) for look in training for k in PRIMITIVES}
@@ -121,3 +120,11 @@ def torch_equal(x, y) -> bool:
     import torch
 
     return bool(torch.equal(x, y))
+
+
+def test_faint_pairs_are_exactly_those_where_a_colour_nearly_vanishes():
+    measured = {(bg, pal): min(styles.content_contrast(Look(bg, "solid", palette=pal), c) for c in world.COLOURS)
+                for bg in PRIMITIVES["background"] for pal in PRIMITIVES["palette"]}
+    assert {pair for pair, v in measured.items() if v < styles.MIN_CONTRAST} == styles.FAINT
+    assert measured[("plain", "as is")] > 2 * styles.MIN_CONTRAST  # the flat style stands out clearly
+    assert all(styles.is_visible(look) for look in NAMED.values())
