@@ -5,7 +5,8 @@
 
 Encodes and decodes renders of every look of styles.py (held-out ones included) and reports the
 reconstruction PSNR per primitive value and per named style (the acceptance bar is 26 dB on every
-named style), as JSON in benchmarks/results/tokenizer_looks.json and a table on stdout.
+named style): metrics.look_reconstruction_report, as JSON (default benchmarks/results/tokenizer_looks.json)
+and a table on stdout.
 """
 from __future__ import annotations
 
@@ -13,20 +14,18 @@ import argparse
 import json
 from pathlib import Path
 
-import torch
-
-from styledrop_mini import styles
-from styledrop_mini.datasets import LookWorld
-from styledrop_mini.metrics import reconstruct
+from styledrop_mini.metrics import look_reconstruction_report
 from styledrop_mini.settings import CHECKPOINT_DIR
-from styledrop_mini.tokenizer import VQTokenizer, psnr
+from styledrop_mini.tokenizer import VQTokenizer
 
 
-def psnr_of(tokenizer, data: LookWorld) -> tuple[torch.Tensor, list[dict]]:
-    items = [data[i] for i in range(len(data))]
-    images = torch.stack([item["image"] for item in items])
-    recons, _ = reconstruct(tokenizer, images)
-    return psnr(recons, images), items
+def print_report(label: str, result: dict) -> None:
+    print(f"{label}: {result['grid']}x{result['grid']} tokens, codebook {result['codebook']}; mean PSNR over "
+          f"{result['renders']} random looks {result['mean_psnr_db']} dB")
+    for name, table in result["psnr_by_value"].items():
+        print(f"  {name:10s} " + ", ".join(f"{v} {db}" for v, db in sorted(table.items(), key=lambda kv: kv[1])))
+    print("  named      " + ", ".join(f"{v} {db}" for v, db in sorted(result["psnr_by_named_style"].items(),
+                                                                     key=lambda kv: kv[1])))
 
 
 def main() -> None:
@@ -37,24 +36,9 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--out", default="benchmarks/results/tokenizer_looks.json")
     args = parser.parse_args()
-    tokenizer = VQTokenizer.load(args.checkpoint)
-    values, items = psnr_of(tokenizer, LookWorld(args.n, split="test", looks=styles.all_looks(), seed=args.seed))
-    by_value = {}
-    for name, options in styles.PRIMITIVES.items():
-        key = f"{name.replace(' ', '_')}_id"
-        by_value[name] = {option: round(float(values[[i for i, it in enumerate(items) if it[key] == j]].mean()), 2)
-                          for j, option in enumerate(options)}
-    by_style = {name: round(float(psnr_of(tokenizer, LookWorld(args.per_style, split="test", looks=[look],
-                                                               seed=args.seed))[0].mean()), 2)
-                for name, look in styles.NAMED.items()}
-    result = {"checkpoint": args.checkpoint, "grid": tokenizer.config.grid, "codebook": tokenizer.config.codebook_size,
-              "renders": args.n, "mean_psnr_db": round(float(values.mean()), 2), "psnr_by_value": by_value,
-              "psnr_by_named_style": by_style}
-    print(f"{args.checkpoint}: {tokenizer.config.grid}x{tokenizer.config.grid} tokens, codebook "
-          f"{tokenizer.config.codebook_size}; mean PSNR over {args.n} random looks {result['mean_psnr_db']} dB")
-    for name, table in by_value.items():
-        print(f"  {name:10s} " + ", ".join(f"{v} {db}" for v, db in sorted(table.items(), key=lambda kv: kv[1])))
-    print("  named     " + ", ".join(f"{v} {db}" for v, db in sorted(by_style.items(), key=lambda kv: kv[1])))
+    result = {"checkpoint": args.checkpoint,
+              **look_reconstruction_report(VQTokenizer.load(args.checkpoint), args.n, args.per_style, args.seed)}
+    print_report(args.checkpoint, result)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=1) + "\n")
     print(f"wrote {args.out}")

@@ -57,6 +57,30 @@ def tokenizer_report(tokenizer, bank: ImageBank, judges=None) -> dict:
     return report
 
 
+@torch.no_grad()
+def look_reconstruction_report(tokenizer, n: int = 3000, per_style: int = 64, seed: int = 1) -> dict:
+    """How well a tokenizer carries the style space (styles.py): reconstruction PSNR of `n` test renders
+    of random looks (held-out ones included) per primitive value, and of `per_style` renders per named look."""
+    from . import styles
+    from .datasets import LookWorld
+    from .tokenizer import psnr
+
+    def psnr_of(data):
+        items = [data[i] for i in range(len(data))]
+        images = torch.stack([item["image"] for item in items])
+        return psnr(reconstruct(tokenizer, images)[0], images), items
+
+    values, items = psnr_of(LookWorld(n, split="test", looks=styles.all_looks(), seed=seed))
+    by_value = {}
+    for name, options in styles.PRIMITIVES.items():
+        ids = torch.tensor([item[f"{name.replace(' ', '_')}_id"] for item in items])
+        by_value[name] = {option: round(float(values[ids == j].mean()), 2) for j, option in enumerate(options)}
+    by_style = {name: round(float(psnr_of(LookWorld(per_style, split="test", looks=[look], seed=seed))[0].mean()), 2)
+                for name, look in styles.NAMED.items()}
+    return {"grid": tokenizer.config.grid, "codebook": tokenizer.config.codebook_size, "renders": n,
+            "mean_psnr_db": round(float(values.mean()), 2), "psnr_by_value": by_value, "psnr_by_named_style": by_style}
+
+
 def clip_report(clip, bank: ImageBank) -> dict:
     images = _images(bank)
     contents, colours, styles = list(world.CONTENTS), list(world.COLOURS), list(world.STYLES)

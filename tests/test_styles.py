@@ -128,3 +128,16 @@ def test_faint_pairs_are_exactly_those_where_a_colour_nearly_vanishes():
     assert {pair for pair, v in measured.items() if v < styles.MIN_CONTRAST} == styles.FAINT
     assert measured[("plain", "as is")] > 2 * styles.MIN_CONTRAST  # the flat style stands out clearly
     assert all(styles.is_visible(look) for look in NAMED.values())
+
+
+def test_the_look_reconstruction_report_covers_every_value_and_named_style():
+    from styledrop_mini.metrics import look_reconstruction_report
+    from styledrop_mini.tokenizer import TokenizerConfig, VQTokenizer
+
+    report = look_reconstruction_report(VQTokenizer(TokenizerConfig(channels=(8, 16, 16), codebook_size=32,
+                                                                    code_dim=8)).eval(), n=40, per_style=2)
+    assert report["grid"] == 8 and report["renders"] == 40
+    assert set(report["psnr_by_named_style"]) == set(NAMED)
+    for name, values in PRIMITIVES.items():
+        assert set(report["psnr_by_value"][name]) == set(values)
+        assert all(np.isnan(db) or 0 < db < 60 for db in report["psnr_by_value"][name].values())
