@@ -67,7 +67,7 @@ def find_checkpoint(path) -> Path:
 
 
 def read_checkpoint(path, kind: str) -> tuple[dict[str, torch.Tensor], dict, dict]:
-    """Read a checkpoint of the given kind: (tensors, config, info)."""
+    """Read a checkpoint of the given kind: (tensors, config, info); its weights must be finite."""
     path = find_checkpoint(path)
     try:
         with safe_open(str(path), framework="pt") as f:
@@ -86,6 +86,7 @@ def read_checkpoint(path, kind: str) -> tuple[dict[str, torch.Tensor], dict, dic
         config, info = json.loads(metadata["config"]), json.loads(metadata.get("info", "{}"))
     except (KeyError, json.JSONDecodeError) as exc:
         raise CheckpointError(f"{path}: its JSON config is missing or broken ({exc})") from exc
+    check_finite(tensors, path)
     return tensors, config, info
 
 
@@ -150,7 +151,6 @@ def save_model(model: torch.nn.Module, path, kind: str, info: dict | None = None
 def load_model(model_cls, config_cls, path, kind: str, device="cpu"):
     """Rebuild `model_cls(config)` from a checkpoint file and load its weights (in eval mode)."""
     tensors, config, info = read_checkpoint(path, kind)
-    check_finite(tensors, path)
     model = model_cls(config_from_dict(config_cls, config, path))
     load_state(model, tensors, path)
     model.info = info

@@ -2,8 +2,8 @@
 
 bf16 autocast makes matmuls cheaper only where the hardware does bf16 natively: CUDA GPUs, and
 CPUs with AVX-512 BF16 or AMX. Anywhere else, oneDNN emulates bf16, and a tuning step of the base
-transformer takes 2.15 s instead of 0.072 s in fp32 (30x slower; `python benchmarks/precision_speed.py`
-measures it on your machine). So `precision="auto"`, the default everywhere, means:
+transformer takes 2.16 s instead of 0.067 s in fp32 (32x slower: benchmarks/results/precision_speed_cpu-no-bf16.json;
+`python benchmarks/precision_speed.py` measures it on your machine). So `precision="auto"`, the default everywhere, means:
 
     CUDA device with bf16          -> bf16
     CPU with AVX-512 BF16 or AMX   -> bf16
@@ -24,7 +24,6 @@ from pathlib import Path
 import torch
 
 PRECISIONS = ("auto", "bf16", "fp32")
-DEVICES = ("auto", "cpu", "cuda")
 
 
 def pick_device(name: str = "cpu") -> torch.device:

@@ -47,8 +47,9 @@ class SamplerSettings:
         return self
 
 
-# Adapter guidance weights beyond these only saturate the logits into flat images (the paper uses
-# lambda_A 0-2 and lambda_B 5; our sweeps go to lambda_A 3 and lambda_B 6).
+# A bound on absurd values (NaN, inf and 1e9 gave black grids), far outside anything measured: the paper
+# uses lambda_A 0-2 and lambda_B 5, our sweeps (benchmarks/style_sweep.py, feedback_sweep.py) lambda_A <= 2
+# and lambda_B <= 5.
 LAMBDA_RANGE = (-10.0, 50.0)
 
 

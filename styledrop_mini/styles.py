@@ -159,7 +159,8 @@ PHRASES = {  # (primitive, value) -> words; "" says nothing (the usual case need
                 "saturated": "in vivid colours", "light": "in light colours"},
 }
 # Words a caption may carry that say nothing about the picture: the model must learn to ignore them,
-# so that a descriptor it never saw does not derail the content (issue 16: "zorblax" costs half of it).
+# so that a descriptor it never saw does not derail the content (with "zorblax" the narrow base's content
+# accuracy falls from 91.8 % to 41.2 %: benchmarks/results/style_prior_narrow.json).
 FILLERS = ("nice", "simple", "classic", "my favourite", "new", "cool", "plain old", "a study of")
 NONSENSE = ("blick", "vorn", "tesh", "quillo", "mardle", "snib", "poffer", "grune")
 CAPTION_MIX = {"name": 0.25, "attributes": 0.4, "none": 0.2, "ignorable": 0.15}  # shares of each kind
