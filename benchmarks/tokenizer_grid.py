@@ -27,6 +27,7 @@ CANDIDATES = {
     "8x8x512": TokenizerConfig(),  # the bundled one's shape: 64 tokens for the transformer
     "8x8x1024": TokenizerConfig(codebook_size=1024),
     "16x16x512": TokenizerConfig(channels=(32, 64)),  # 256 tokens: 4x the transformer's sequence
+    "16x16x1024": TokenizerConfig(channels=(32, 64), codebook_size=1024),  # more codes for thin random lines
 }
 
 

@@ -1,4 +1,4 @@
-"""Render the bundled reference image of each held-out style into data/styles/.
+"""Render the bundled reference image of each held-out style (and of the hard one) into data/styles/.
 
     python scripts/make_style_references.py
 
@@ -15,13 +15,14 @@ REFERENCES = {  # style -> (content, colour, seed); the paper's examples where t
     "watercolor": ("house", "blue", 11),
     "stained glass": ("house", "yellow", 12),
     "neon": ("star", "pink", 13),
+    "ripple": ("letter S", "teal", 14),  # the hard held-out style (world.HARD_STYLE)
 }
 
 
 def main():
     STYLES_DIR.mkdir(parents=True, exist_ok=True)
     rows = []
-    for style in world.HELD_OUT_STYLES:
+    for style in world.HELD_OUT_STYLES + (world.HARD_STYLE,):
         content, colour, seed = REFERENCES[style]
         name = style.replace(" ", "_") + ".png"
         world.render(content, colour, style, seed=seed, size=256).save(STYLES_DIR / name)

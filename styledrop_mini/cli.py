@@ -152,7 +152,8 @@ def cmd_train(args) -> int:
     train(args.model, args.out, steps=args.steps, batch_size=args.batch_size, lr=args.lr, bank_size=args.bank_size,
           seed=args.seed, device=args.device, run_dir=args.run_dir or Path("runs") / args.model,
           resume=args.resume, workers=args.workers, command="styledrop-mini " + " ".join(sys.argv[1:]),
-          save_dtype=dtype, precision=args.precision, attention=args.attention, overwrite=args.overwrite)
+          save_dtype=dtype, precision=args.precision, attention=args.attention, overwrite=args.overwrite,
+          preset=args.preset)
     return 0
 
 
@@ -166,9 +167,15 @@ def cmd_evaluate(args) -> int:
     unknown = sorted(set(args.models) - {"tokenizer", "judges", "clip", "base", "style-prior"})
     if unknown:
         raise ValueError(f"unknown model(s) {unknown}; choose from tokenizer, judges, clip, base, style-prior")
-    bad_styles = [s for s in args.styles if s not in world.HELD_OUT_STYLES]
+    held_out = world.HELD_OUT_STYLES + (world.HARD_STYLE,)
+    bad_styles = [s for s in args.styles if s not in held_out]
     if "style-prior" in args.models and bad_styles:
-        raise ValueError(f"--styles {bad_styles}: style-prior measures held-out styles: {', '.join(world.HELD_OUT_STYLES)}")
+        raise ValueError(f"--styles {bad_styles}: style-prior measures held-out styles: {', '.join(held_out)}")
+    if args.png and "style-prior" not in args.models:
+        raise ValueError("--png is measured by 'style-prior': add it to the models")
+    for path, _ in args.png:
+        from .images import load_image
+        load_image(path)  # a missing or broken picture fails now, before any slow work
     json_out = check_output(args.json, "file", "--json") if args.json else None
     settings = None
     if "base" in args.models:
@@ -177,7 +184,7 @@ def cmd_evaluate(args) -> int:
     folder = Path(args.checkpoints) if args.checkpoints else CHECKPOINT_DIR
     device = pick_device(args.device)
     measuring = [m for m in args.models if m not in ("base", "style-prior")]
-    bank = metrics.test_bank(n=args.n, seed=args.seed, workers=args.workers) if measuring else None
+    bank = metrics.look_test_bank(n=args.n, seed=args.seed, workers=args.workers) if measuring else None
     report = {"test_images": len(bank) if bank else 0, "seed": args.seed}
     judges = None
     if "judges" in args.models or "tokenizer" in args.models:
@@ -186,8 +193,9 @@ def cmd_evaluate(args) -> int:
         report["judges"] = metrics.judges_report(judges, bank)
     if "tokenizer" in args.models:
         from .tokenizer import VQTokenizer
-        report["tokenizer"] = metrics.tokenizer_report(VQTokenizer.load(folder / "tokenizer.safetensors", device),
-                                                       bank, judges)
+        tokenizer = VQTokenizer.load(folder / "tokenizer.safetensors", device)
+        report["tokenizer"] = metrics.tokenizer_report(tokenizer, bank, judges)
+        report["tokenizer"]["looks"] = metrics.look_reconstruction_report(tokenizer, seed=args.seed)
     if "clip" in args.models:
         from .clip import MiniClip
         report["clip"] = metrics.clip_report(MiniClip.load(folder / "clip.safetensors", device), bank)
@@ -214,7 +222,7 @@ def cmd_evaluate(args) -> int:
         start = time.perf_counter()
         report["style_prior"] = diagnostics.style_prior_report(
             pipe, judges, clip, style_references(), args.styles, seeds=args.seeds, n_prompts=args.prompts,
-            precision=args.precision)
+            precision=args.precision, outside=args.png)
         report["style_prior"]["wall_seconds"] = round(time.perf_counter() - start, 1)
         print(diagnostics.table(report["style_prior"]))
     text = json.dumps(report, indent=2)
@@ -487,6 +495,8 @@ def build_parser() -> argparse.ArgumentParser:
     train = command(sub, "train", "train a model on the mini world (recipes in training.RECIPES)")
     train.add_argument("model", choices=["tokenizer", "clip", "judges", "base"],
                        help="base = the masked transformer (needs the tokenizer and clip checkpoints)")
+    train.add_argument("--preset", choices=["tiny", "cpu", "gpu"],
+                       help="size of the base generator: tiny (tests), cpu (the bundled one, the default), gpu")
     train.add_argument("--steps", type=POSITIVE, help="optimiser steps (default: the recipe's)")
     train.add_argument("--batch-size", type=POSITIVE, help="images per step (default: the recipe's)")
     train.add_argument("--lr", type=LR, help="peak learning rate (default: the recipe's)")
@@ -628,8 +638,12 @@ def build_parser() -> argparse.ArgumentParser:
                           help="guidance scale for 'base'")
     evaluate.add_argument("--temperature", type=number(float, 1e-3, 100), default=SamplerSettings.temperature,
                           help="sampling temperature for 'base'")
-    evaluate.add_argument("--styles", nargs="+", default=list(world.HELD_OUT_STYLES),
+    evaluate.add_argument("--styles", nargs="+", default=list(world.HELD_OUT_STYLES) + [world.HARD_STYLE],
                           help="held-out styles for 'style-prior'")
+    evaluate.add_argument("--png", nargs=2, action="append", metavar=("FILE", "DESCRIPTOR"), default=[],
+                          help="for 'style-prior': a picture drawn outside the world and words for its style; "
+                               "reports the style similarity of new images to it before and after tuning on it "
+                               "(repeatable)")
     evaluate.add_argument("--seeds", type=number(int, 1, 64), default=4,
                           help="images per test content for 'style-prior'")
     evaluate.add_argument("--precision", choices=["auto", "bf16", "fp32"], default="auto",

@@ -23,6 +23,7 @@ from open_clip.tokenizer import SimpleTokenizer
 
 from . import world
 from .checkpoints import load_model, save_model
+from .styles import PRIMITIVES, Look
 
 KIND = "clip"
 
@@ -43,7 +44,7 @@ class ClipConfig:
     text_width: int = 128
     text_layers: int = 3
     text_heads: int = 4
-    context_length: int = 20  # captions take at most 13 tokens with start and end; open_clip's default is 77
+    context_length: int = 24  # the world's longest caption is 20 tokens, 22 with start and end; open_clip: 77
     vocab_size: int = 49408  # open_clip's BPE vocabulary
     embed_dim: int = 128
 
@@ -192,19 +193,32 @@ def colour_prompt(colour: str) -> str:
     return f"something {colour}"
 
 
-def training_caption(content: str, colour: str, style: str, rng: np.random.Generator) -> str:
-    """Half the time a full caption (any paraphrase), else only part of the description.
+def attribute_prompt(primitive: str, value: str) -> str:
+    """A prompt for one style primitive's value: "a picture on a dark background", "a picture with no
+    outline". Captions leave the plain values unsaid; CLIP is taught words for them too."""
+    return f"a picture {world.PHRASES[primitive][value] or UNSAID[primitive][value]}"
+
+
+UNSAID = {"outline": {"none": "with no outline"}, "effect": {"none": "with clean edges"},
+          "palette": {"as is": "in plain colours"}}
+
+
+def training_caption(content: str, colour: str, look: Look, caption: str, rng: np.random.Generator) -> str:
+    """Half the time the image's own caption (its style said fully, partly or not at all), else a
+    partial description: the content, the colour, content and colour, the named style, or one primitive.
 
     Real image-text data describes images partially; training on partial captions too is what lets
-    CLIP classify content alone ("a star") or style alone ("a picture in watercolor painting style").
+    CLIP classify content alone ("a star"), style alone ("a picture in watercolor painting style") or
+    one attribute alone ("a picture with a glowing outline").
     """
     if rng.random() < 0.5:
-        return world.caption(content, colour, style, int(rng.integers(len(world.CAPTION_TEMPLATES))))
-    partial = [content_prompt(content), style_prompt(style), colour_prompt(colour),
-               world.caption(content, colour, style).split(" in ")[0],
-               f"{content_prompt(content)} in {world.STYLES[style]} style"]
-    # Content alone is asked for most: 40 contents are harder to tell apart than 12 styles or 8 colours.
-    return partial[int(rng.choice(len(partial), p=[0.4, 0.15, 0.15, 0.15, 0.15]))]
+        return caption
+    name = world.look_name(look)
+    primitive = list(PRIMITIVES)[rng.integers(len(PRIMITIVES))]
+    partial = [content_prompt(content), colour_prompt(colour), world.with_articles(f"a {colour} {content}"),
+               style_prompt(name) if name else content_prompt(content), attribute_prompt(primitive, getattr(look, primitive))]
+    # Content alone is asked for most: 40 contents are harder to tell apart than 8 colours or a primitive's values.
+    return partial[int(rng.choice(len(partial), p=[0.3, 0.1, 0.1, 0.15, 0.35]))]
 
 
 def clip_loss_fn():
@@ -212,9 +226,11 @@ def clip_loss_fn():
 
     def clip_loss(model: MiniClip, batch: dict):
         g = np.random.default_rng(int(batch["content_id"].sum()) * 7919 + len(batch["text"]))
-        texts = [training_caption(world.CONTENTS[c], list(world.COLOURS)[k], list(world.STYLES)[s], g)
-                 for c, k, s in zip(batch["content_id"].tolist(), batch["colour_id"].tolist(),
-                                    batch["style_id"].tolist())]
+        looks = [Look(*(values[i] for values, i in zip(PRIMITIVES.values(), ids)))
+                 for ids in zip(*(batch[f"{name}_id"].tolist() for name in PRIMITIVES))]
+        texts = [training_caption(world.CONTENTS[c], list(world.COLOURS)[k], look, caption, g)
+                 for c, k, look, caption in zip(batch["content_id"].tolist(), batch["colour_id"].tolist(), looks,
+                                                batch["text"])]
         img = model.encode_images(batch["image"])
         txt = model.encode_texts(texts)
         scale = model.model.logit_scale.exp().clamp(max=100)

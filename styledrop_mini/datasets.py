@@ -1,10 +1,12 @@
 """Data sets: the mini world as a torch Dataset, and folders of captioned images (`metadata.jsonl`).
 
-Both give the same items, so every training loop in the package runs unchanged on a user's own
+All give the same items, so every training loop in the package runs unchanged on a user's own
 folder of captioned images:
     {"image": float tensor (3, H, W) in [0, 1], "text": caption,
-     "content", "colour", "style": label names ("" when unknown),
-     "content_id", "colour_id", "style_id": indices into world.CONTENTS / COLOURS / STYLES (-1 when unknown)}
+     "content", "colour", "style": label names ("" when unknown or when the look has no name),
+     "content_id", "colour_id", "style_id": indices into world.CONTENTS / COLOURS / STYLES (-1 when unknown),
+     "background_id", "fill_id", "outline_id", "effect_id", "palette_id": the look, one index into
+         styles.PRIMITIVES per primitive (-1 when unknown)}
 """
 from __future__ import annotations
 
@@ -17,12 +19,14 @@ from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
 from . import world
+from .styles import PRIMITIVES, Look
 from .files import MetadataError, inside, read_jsonl
 from .images import ImageLoadError, load_image, pil_to_tensor, tensor_to_pil
 
 CONTENT_IDS = {name: i for i, name in enumerate(world.CONTENTS)}
 COLOUR_IDS = {name: i for i, name in enumerate(world.COLOURS)}
 STYLE_IDS = {name: i for i, name in enumerate(world.STYLES)}
+PRIMITIVE_KEYS = {name: f"{name}_id" for name in PRIMITIVES}  # "background" -> "background_id"
 SPLITS = ("train", "test")
 
 
@@ -41,10 +45,14 @@ def resolve_styles(styles) -> tuple[str, ...]:
     return styles
 
 
-def _labelled(image, text, content="", colour="", style=""):
-    return {"image": image, "text": text, "content": content, "colour": colour, "style": style,
+def _labelled(image, text, content="", colour="", style="", look: Look | None = None):
+    look = look or world.STYLE_LOOKS.get(style)
+    item = {"image": image, "text": text, "content": content, "colour": colour, "style": style,
             "content_id": CONTENT_IDS.get(content, -1), "colour_id": COLOUR_IDS.get(colour, -1),
             "style_id": STYLE_IDS.get(style, -1)}
+    for name, key in PRIMITIVE_KEYS.items():
+        item[key] = PRIMITIVES[name].index(getattr(look, name)) if look else -1
+    return item
 
 
 class MiniWorld(Dataset):
@@ -103,45 +111,52 @@ class MiniWorld(Dataset):
 
 
 class LookWorld(Dataset):
-    """`n` renders of the style space (styles.py; issue 16, in progress): item i draws a content, a colour
-    and a look (from `looks`, by default every training look) from a generator seeded by (seed, i,
-    split), and a caption of varying completeness (styles.look_caption; `caption_kind` fixes one kind).
-    Items are MiniWorld's plus one id per primitive ("background_id", ...) and "look_name" ("" if none)."""
+    """`n` renders of the style space: what the bundled models train on (issue 16).
 
-    def __init__(self, n: int = 1000, split: str = "train", looks=None, seed: int = 0, size: int = world.IMAGE_SIZE,
-                 caption_kind: str | None = None):
-        from . import styles
+    Item i draws, from a generator seeded by (seed, i, split), a content, a colour and a look: with
+    probability `named_share` one of the `named` styles' looks, else one of `looks` (by default every
+    training look: world.training_looks()). Its caption has varying completeness (world.look_caption:
+    the style's name, attribute phrases, nothing about the style, or ignorable words; `caption_kind`
+    fixes one kind). Render seeds are even in the train split and odd in the test split, as MiniWorld's.
+    """
 
+    def __init__(self, n: int = 1000, split: str = "train", looks=None, named=(), named_share: float = 0.0,
+                 seed: int = 0, size: int = world.IMAGE_SIZE, caption_kind: str | None = None):
         if split not in SPLITS:
             raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
         if n < 1 or seed < 0:
             raise ValueError(f"n must be at least 1 and seed >= 0, got n={n}, seed={seed}")
-        self.looks = list(looks) if looks is not None else styles.training_looks()
+        if not 0 <= named_share <= 1 or (named_share > 0 and not named):
+            raise ValueError(f"named_share must be in [0, 1] and needs named styles, got {named_share} with {named!r}")
+        self.looks = list(looks) if looks is not None else world.training_looks()
+        self.named = resolve_styles(named) if named else ()
         if not self.looks:
             raise ValueError("no looks to draw from")
         self.n, self.split, self.seed, self.size, self.caption_kind = n, split, seed, size, caption_kind
+        self.named_share = named_share
 
     def __len__(self) -> int:
         return self.n
 
-    def __getitem__(self, index: int) -> dict:
-        from . import styles
-
+    def labels(self, index: int) -> tuple[str, str, Look, np.random.Generator]:
+        """(content, colour, look, the item's generator, ready for its render seed and caption)."""
         if not 0 <= index < self.n:
             raise IndexError(f"index {index} out of range for a LookWorld of {self.n} images")
         rng = np.random.default_rng([self.seed, index, SPLITS.index(self.split)])
         content = world.CONTENTS[rng.integers(len(world.CONTENTS))]
         colour = list(world.COLOURS)[rng.integers(len(world.COLOURS))]
-        look = self.looks[rng.integers(len(self.looks))]
-        render_seed = 2 * int(rng.integers(2**31)) + SPLITS.index(self.split)  # train even, test odd, as MiniWorld
-        image = pil_to_tensor(styles.render_look(content, colour, look, seed=render_seed, size=self.size))
-        name = styles.look_name(look) or ""
-        item = _labelled(image, styles.look_caption(content, colour, look, rng, self.caption_kind), content, colour,
-                         name if name in world.STYLES else "")
-        item.update({f"{k.replace(' ', '_')}_id": values.index(getattr(look, k))
-                     for k, values in styles.PRIMITIVES.items()})
-        item["look_name"] = name
-        return item
+        if self.named_share and rng.random() < self.named_share:  # (no draw at 0: same items as before)
+            look = world.STYLE_LOOKS[self.named[rng.integers(len(self.named))]]
+        else:
+            look = self.looks[rng.integers(len(self.looks))]
+        return content, colour, look, rng
+
+    def __getitem__(self, index: int) -> dict:
+        content, colour, look, rng = self.labels(index)
+        render_seed = 2 * int(rng.integers(2**31)) + SPLITS.index(self.split)
+        image = pil_to_tensor(world.render(content, colour, look, seed=render_seed, size=self.size))
+        text = world.look_caption(content, colour, look, rng, self.caption_kind)
+        return _labelled(image, text, content, colour, world.look_name(look) or "", look)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -15,6 +15,11 @@ and, once for the base model:
   unseen_word   content accuracy with a style word it never saw ("zorblax"), beside the same prompts
                 with their own style word: robust text conditioning ignores an unknown word.
   seen_quality  content, colour and style accuracy on the styles it was trained on.
+and, for a picture drawn outside the world (any PNG, `outside_reference`):
+  similarity    the judges' style embedding (judges.style_similarity, CSD-like) of images made for
+                new contents, against the picture, before tuning (the base model given the
+                descriptor) and after one-image tuning on it. The world's truth cannot judge such a
+                style; the embedding can.
 
 Every rate comes with its standard error, sqrt(p (1 - p) / n). Test renders and samples use seeds
 that no setting was chosen on (DIAGNOSTIC_SEED).
@@ -27,7 +32,8 @@ import time
 import torch
 
 from . import adapters, metrics, prompts, world
-from .images import pil_to_tensor
+from .images import fit_square, load_image, pil_to_tensor
+from .judges import style_similarity
 
 DIAGNOSTIC_SEED = 7_000  # fresh: no default of the package was chosen on these seeds
 UNSEEN_WORD = "zorblax"
@@ -123,10 +129,37 @@ def seen_quality(pipe, judges, clip, n: int = 96) -> dict:
             "clip_text_score_ratio": report["clip_text_score_ratio"]}
 
 
-def style_prior_report(pipe, judges, clip, references: dict, styles=world.HELD_OUT_STYLES, seeds: int = 4,
+@torch.no_grad()
+def _mean_se(values: torch.Tensor) -> dict:
+    return {"mean": float(values.mean()), "se": float(values.std() / len(values) ** 0.5), "n": len(values)}
+
+
+def outside_reference(pipe, judges, path, descriptor: str, content: str = "a picture", seeds: int = 4,
+                      n_contents: int = 12, tuning: dict | None = None, precision: str = "auto") -> dict:
+    """Style-embedding similarity to a user's picture (a PNG drawn anywhere) of `n_contents` x `seeds`
+    images "{content} in {descriptor} style", from the base model and from an adapter tuned on it."""
+    reference = pil_to_tensor(fit_square(load_image(path), pipe.tokenizer.config.image_size))
+    contents = metrics.style_eval_contents(n=n_contents)
+    prompt_list = [prompts.styled(c, descriptor) for c in contents for _ in range(seeds)]
+    before = pipe.generate(prompt_list, seed=DIAGNOSTIC_SEED, progress=False)
+    tuning = {**adapters.TUNING, **(tuning or {})}
+    start = time.perf_counter()
+    model, _ = adapters.tune(pipe, reference, [prompts.styled(content, descriptor)], seed=DIAGNOSTIC_SEED,
+                             precision=precision, **tuning)
+    seconds = time.perf_counter() - start
+    after = pipe.generate(prompt_list, seed=DIAGNOSTIC_SEED, progress=False,
+                          logits_fn_for=pipe.adapter_guided(model, *adapters.GUIDANCE))
+    return {"file": str(path), "descriptor": descriptor, "tune_seconds": round(seconds, 1),
+            "similarity_before": _mean_se(style_similarity(judges, before, reference)),
+            "similarity_after": _mean_se(style_similarity(judges, after, reference))}
+
+
+def style_prior_report(pipe, judges, clip, references: dict, styles=world.HELD_OUT_STYLES + (world.HARD_STYLE,),
+                       seeds: int = 4,
                        n_contents: int = 12, k: int = 8, n_prompts: int = 96, tuning: dict | None = None,
-                       precision: str = "auto", log=print) -> dict:
-    """All the diagnostics for `styles` (each needs a bundled reference in `references`)."""
+                       precision: str = "auto", outside=(), log=print) -> dict:
+    """All the diagnostics for `styles` (each needs a bundled reference in `references`), and for each
+    (png path, descriptor) of `outside` the style similarity before and after tuning on it."""
     missing = [s for s in styles if s not in references]
     if missing:
         raise ValueError(f"no reference image for {missing}; choose from {', '.join(references)}")
@@ -144,6 +177,11 @@ def style_prior_report(pipe, judges, clip, references: dict, styles=world.HELD_O
     log("base model: an unseen style word, and the seen styles")
     report["unseen_word"] = unseen_word(pipe, judges, n_prompts)
     report["seen_quality"] = seen_quality(pipe, judges, clip, n_prompts)
+    for path, descriptor in outside or ():
+        log(f"{path}: style similarity before and after tuning on it")
+        report.setdefault("outside", []).append(outside_reference(pipe, judges, path, descriptor, seeds=seeds,
+                                                                  n_contents=n_contents, tuning=tuning,
+                                                                  precision=precision))
     return report
 
 
@@ -168,4 +206,8 @@ def table(report: dict) -> str:
                  f"(n = {word['unseen word']['content']['n']}); seen styles: content "
                  f"{100 * quality['content']['rate']:.1f} %, colour {100 * quality['colour']['rate']:.1f} %, style "
                  f"{100 * quality['style']['rate']:.1f} % (n = {quality['content']['n']})")
+    for row in report.get("outside", ()):
+        before, after = row["similarity_before"], row["similarity_after"]
+        lines.append(f"{row['file']} ('{row['descriptor']}'): style similarity {before['mean']:.3f} ± {before['se']:.3f} "
+                     f"before tuning, {after['mean']:.3f} ± {after['se']:.3f} after (n = {after['n']})")
     return "\n".join(lines)

@@ -41,23 +41,32 @@ def check(name: str, answer) -> str:
 # ---------------------------------------------------------------------------------------------
 @exercise("00.count_seen_combinations")
 def _count_seen(answer) -> str:
+    from .styles import PRIMITIVES, all_looks
+
     n_c, n_k = len(world.CONTENTS), len(world.COLOURS)
-    seen, held, every = len(world.SEEN_STYLES), len(world.HELD_OUT_STYLES), len(world.STYLES)
+    seen, every = len(world.training_looks()), len(all_looks())
     if not isinstance(answer, int):
         raise ExerciseError(f"expected a whole number, got {type(answer).__name__} {answer!r}")
     right = n_c * n_k * seen
     if answer == right:
-        return f"{right} = {n_c} contents x {n_k} colours x {seen} seen styles"
+        return f"{right:,} = {n_c} contents x {n_k} colours x {seen:,} training looks"
+    product = 1
+    for values in PRIMITIVES.values():
+        product *= len(values)
     hints = {
-        n_c * n_k * every: "you counted the held-out styles too: the base generator never sees them",
-        n_c * n_k * held: "that is the held-out part; the question asks for the seen styles",
+        n_c * n_k * every: "you counted the held-out looks too: the base generator never sees them "
+                           "(world.training_looks())",
+        n_c * n_k * product: "not every combination of values is a look: some hide the content or its colour "
+                             "(styles.is_visible), and the held-out ones leave training (world.training_looks())",
+        n_c * n_k * len(world.SEEN_STYLES): "that counts only the named seen styles; the generator trains on "
+                                            "every training look, named or not",
         n_c * seen: "you left out the colours: each content comes in every colour",
         n_k * seen: "you left out the contents",
         len(world.SHAPES) * n_k * seen: "you left out the 26 letters: they are contents too",
-        n_c + n_k + seen: "combinations multiply: each content goes with each colour and each style",
+        n_c + n_k + seen: "combinations multiply: each content goes with each colour and each look",
     }
     raise ExerciseError(hints.get(answer, f"{answer} is not it; multiply the number of choices for each "
-                                          "label, using only the styles the base generator sees"))
+                                          "label, using only the looks the base generator sees"))
 
 
 @exercise("00.caption_to_labels")

@@ -1,10 +1,21 @@
-"""Ground-truth judges: small classifiers of an image's content, colour and style.
+"""Ground-truth judges: small classifiers of an image's content, colour and look.
 
 CLIP scores are what the StyleDrop paper reports, but CLIP can be fooled. In the mini world we also
 know the truth of every training image, so we can train *judges* that tell us, for any generated
-image, "this is a star (99 %), it is pink, it is in watercolour style". They are trained on the
-whole world, held-out styles included, and on slightly degraded copies (noise, blur), because they
-will mostly look at generated images, which are never as clean as renders.
+image, "this is a star (99 %), it is pink, on a paper background with a wash fill and bleeding edges".
+They are trained on the whole world, held-out looks included, and on slightly degraded copies (noise,
+blur), because they will mostly look at generated images, which are never as clean as renders.
+
+One head per label: content, colour, and each style primitive (background, fill, outline, effect,
+palette; styles.PRIMITIVES). The rule for "the style is right", against a named style, is that EVERY
+primitive head agrees with the style's recipe (world.STYLE_LOOKS): a neon image needs a dark
+background, no fill, a glow outline, no effect and its colours as they are. The judged *style* of an
+image is the named style whose recipe its five judged primitives make, or "" when they make none.
+
+`style_embedding` gives a style descriptor in the spirit of CSD (Somepalli et al. 2024): the five
+primitive heads' probabilities, one unit vector per primitive. The heads were trained to name the
+look whatever the content, so the descriptor ignores content by construction, and it applies to any
+image, a style drawn outside the world included (cosine similarity: `style_similarity`).
 """
 from __future__ import annotations
 
@@ -16,20 +27,20 @@ import torch.nn.functional as F
 
 from . import world
 from .checkpoints import load_model, save_model
+from .styles import PRIMITIVES, Look
 
 KIND = "judges"
-HEADS = {"content": list(world.CONTENTS), "colour": list(world.COLOURS), "style": list(world.STYLES)}
+HEADS = {"content": list(world.CONTENTS), "colour": list(world.COLOURS),
+         **{name: list(values) for name, values in PRIMITIVES.items()}}
+STYLE_NAMES = list(world.STYLES)
 
 
 @dataclass
 class JudgesConfig:
     image_size: int = 64
-    channels: tuple = (16, 32, 64, 96)  # one conv stage per 2x downsampling: 64 -> 4 px
-    hidden: int = 192
+    channels: tuple = (32, 64, 96, 128)  # one conv stage per 2x downsampling: 64 -> 4 px
+    hidden: int = 256
     dropout: float = 0.1
-    n_contents: int = len(world.CONTENTS)
-    n_colours: int = len(world.COLOURS)
-    n_styles: int = len(world.STYLES)
 
 
 def conv_stage(c_in: int, c_out: int) -> nn.Sequential:
@@ -39,7 +50,7 @@ def conv_stage(c_in: int, c_out: int) -> nn.Sequential:
 
 
 class Judges(nn.Module):
-    """One convolutional trunk, three classification heads (content, colour, style)."""
+    """One convolutional trunk, one classification head per label (HEADS)."""
 
     def __init__(self, config: JudgesConfig | None = None):
         super().__init__()
@@ -54,9 +65,7 @@ class Judges(nn.Module):
         side = cfg.image_size // 2 ** len(cfg.channels)
         self.neck = nn.Sequential(nn.Flatten(), nn.Dropout(cfg.dropout),
                                   nn.Linear(width * side * side, cfg.hidden), nn.ReLU(inplace=True))
-        self.heads = nn.ModuleDict({"content": nn.Linear(cfg.hidden, cfg.n_contents),
-                                    "colour": nn.Linear(cfg.hidden, cfg.n_colours),
-                                    "style": nn.Linear(cfg.hidden, cfg.n_styles)})
+        self.heads = nn.ModuleDict({name: nn.Linear(cfg.hidden, len(names)) for name, names in HEADS.items()})
 
     def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
         """images (B, 3, 64, 64) in [0, 1] -> logits for each head."""
@@ -67,32 +76,57 @@ class Judges(nn.Module):
         return {name: head(h) for name, head in self.heads.items()}
 
     @torch.no_grad()
-    def judge(self, images: torch.Tensor, batch_size: int = 256) -> dict[str, dict]:
-        """Predicted labels and confidences: {"content": {"labels": [...], "ids": ..., "confidence": ...}, ...}."""
+    def probabilities(self, images: torch.Tensor, batch_size: int = 256) -> dict[str, torch.Tensor]:
+        """Each head's softmax over its labels: {"content": (B, 40), "colour": (B, 8), "background": ...}."""
         device = next(self.parameters()).device
         outs = {name: [] for name in HEADS}
         for start in range(0, len(images), batch_size):
             logits = self(images[start:start + batch_size].to(device).float())
             for name in HEADS:
                 outs[name].append(logits[name].float().softmax(-1).cpu())
+        return {name: torch.cat(parts) for name, parts in outs.items()}
+
+    def judge(self, images: torch.Tensor, batch_size: int = 256) -> dict[str, dict]:
+        """Predicted labels and confidences: {"content": {"labels": [...], "ids", "confidence", "probs"}, ...}
+        for every head, plus "look" (the judged styles.Look of each image) and "style": the named style
+        those looks are ("" and id -1 for a look without a name), confidence the product of the five."""
         result = {}
-        for name, names in HEADS.items():
-            probs = torch.cat(outs[name])
+        for name, probs in self.probabilities(images, batch_size).items():
             confidence, ids = probs.max(-1)
-            result[name] = {"labels": [names[i] for i in ids.tolist()], "ids": ids, "confidence": confidence,
+            result[name] = {"labels": [HEADS[name][i] for i in ids.tolist()], "ids": ids, "confidence": confidence,
                             "probs": probs}
+        looks = [Look(*values) for values in zip(*(result[name]["labels"] for name in PRIMITIVES))]
+        names = [world.look_name(look) or "" for look in looks]
+        result["look"] = looks
+        result["style"] = {"labels": names, "ids": torch.tensor([STYLE_NAMES.index(n) if n else -1 for n in names]),
+                           "confidence": torch.stack([result[name]["confidence"] for name in PRIMITIVES]).prod(0)}
         return result
 
-    def accuracy(self, images: torch.Tensor, content=None, colour=None, style=None) -> dict[str, float]:
-        """Fraction of images whose judged labels match the intended ones (names or ids; None: skipped)."""
+    def accuracy(self, images: torch.Tensor, content=None, colour=None, style=None, **primitives) -> dict[str, float]:
+        """Fraction of images whose judged labels match the intended ones (names or ids; None: skipped).
+        `style` (named styles) is right when every primitive matches the style's recipe; primitives
+        (background=..., fill=..., ...) are checked one by one."""
         verdict = self.judge(images)
         scores = {}
-        for name, wanted in (("content", content), ("colour", colour), ("style", style)):
+        for name, wanted in (("content", content), ("colour", colour), *primitives.items()):
+            if name not in HEADS:
+                raise ValueError(f"unknown head {name!r}; the judges have: {', '.join(HEADS)}")
             if wanted is None:
                 continue
             ids = _as_ids(wanted, HEADS[name], len(images))
             scores[name] = float((verdict[name]["ids"] == ids).float().mean())
+        if style is not None:
+            ids = _as_ids(style, STYLE_NAMES, len(images))
+            recipes = [world.STYLE_LOOKS[STYLE_NAMES[i]] for i in ids.tolist()]
+            scores["style"] = sum(look == recipe for look, recipe in zip(verdict["look"], recipes)) / len(images)
         return scores
+
+    def style_embedding(self, images: torch.Tensor) -> torch.Tensor:
+        """A content-blind style descriptor (B, 37): each primitive head's probabilities as a unit
+        vector, concatenated and scaled so that the whole is a unit vector too."""
+        probs = self.probabilities(images)
+        parts = [F.normalize(probs[name], dim=-1) for name in PRIMITIVES]
+        return torch.cat(parts, -1) / len(parts) ** 0.5
 
     def save(self, path, info=None, dtype=None):
         return save_model(self, path, KIND, info, dtype)
@@ -100,6 +134,12 @@ class Judges(nn.Module):
     @staticmethod
     def load(path, device="cpu") -> "Judges":
         return load_model(Judges, JudgesConfig, path, KIND, device)
+
+
+def style_similarity(judges: Judges, images: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
+    """Cosine similarity (B,) of each image's style embedding to the reference's (3, H, W): the mean,
+    over the five primitives, of how much their judged values agree (1 = the same look)."""
+    return judges.style_embedding(images) @ judges.style_embedding(reference[None])[0]
 
 
 def _as_ids(wanted, names: list[str], n: int) -> torch.Tensor:
@@ -138,8 +178,9 @@ def judges_loss(model: Judges, batch: dict):
     losses, metrics = [], {}
     for name in HEADS:
         target = batch[f"{name}_id"]
-        losses.append(F.cross_entropy(logits[name].float(), target, label_smoothing=0.05))
-        metrics[f"{name}_acc"] = float((logits[name].argmax(-1) == target).float().mean())
+        losses.append(F.cross_entropy(logits[name].float(), target, label_smoothing=0.05, ignore_index=-1))
+        known = target >= 0
+        metrics[f"{name}_acc"] = float((logits[name].argmax(-1) == target)[known].float().mean())
     return sum(losses), metrics
 
 

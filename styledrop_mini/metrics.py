@@ -9,12 +9,18 @@ import torch
 
 from . import world
 from .datasets import MiniWorld
-from .training import ImageBank
+from .training import ImageBank, training_world
 
 
 def test_bank(n: int = 1000, seed: int = 1, styles="all", workers=None) -> ImageBank:
     """`n` fresh renders of the test split, balanced over contents x colours x styles."""
     return ImageBank.render(MiniWorld(n=n, split="test", styles=styles, seed=seed), workers, desc="test renders")
+
+
+def look_test_bank(n: int = 1000, seed: int = 1, workers=None) -> ImageBank:
+    """`n` fresh renders of the test split over the whole style space, a quarter in named styles (the
+    measuring models' training world, training.training_world("all"), on odd render seeds)."""
+    return ImageBank.render(training_world("all", n, seed, split="test"), workers, desc="test renders")
 
 
 def _images(bank: ImageBank) -> torch.Tensor:
@@ -33,8 +39,14 @@ def reconstruct(tokenizer, images: torch.Tensor, batch_size: int = 250) -> tuple
 
 
 def judges_report(judges, bank: ImageBank, images: torch.Tensor | None = None) -> dict:
+    """Accuracy of each judge head on the bank's images (or `images` drawn from them); "style" (every
+    primitive right) over the images that are in a named style."""
     images = _images(bank) if images is None else images
-    return judges.accuracy(images, content=bank.content_ids, colour=bank.colour_ids, style=bank.style_ids)
+    report = judges.accuracy(images, content=bank.content_ids, colour=bank.colour_ids, **bank.primitive_ids)
+    named = bank.style_ids >= 0
+    if named.any():
+        report["style"] = judges.accuracy(images[named], style=bank.style_ids[named])["style"]
+    return report
 
 
 def tokenizer_report(tokenizer, bank: ImageBank, judges=None) -> dict:
@@ -61,8 +73,8 @@ def tokenizer_report(tokenizer, bank: ImageBank, judges=None) -> dict:
 def look_reconstruction_report(tokenizer, n: int = 3000, per_style: int = 64, seed: int = 1) -> dict:
     """How well a tokenizer carries the style space (styles.py): reconstruction PSNR of `n` test renders
     of random looks (held-out ones included) per primitive value, and of `per_style` renders per named look."""
-    from . import styles
-    from .datasets import LookWorld
+    from .datasets import PRIMITIVE_KEYS, LookWorld
+    from .styles import PRIMITIVES, all_looks
     from .tokenizer import psnr
 
     def psnr_of(data):
@@ -70,31 +82,41 @@ def look_reconstruction_report(tokenizer, n: int = 3000, per_style: int = 64, se
         images = torch.stack([item["image"] for item in items])
         return psnr(reconstruct(tokenizer, images)[0], images), items
 
-    values, items = psnr_of(LookWorld(n, split="test", looks=styles.all_looks(), seed=seed))
+    values, items = psnr_of(LookWorld(n, split="test", looks=all_looks(), seed=seed))
     by_value = {}
-    for name, options in styles.PRIMITIVES.items():
-        ids = torch.tensor([item[f"{name.replace(' ', '_')}_id"] for item in items])
+    for name, options in PRIMITIVES.items():
+        ids = torch.tensor([item[PRIMITIVE_KEYS[name]] for item in items])
         by_value[name] = {option: round(float(values[ids == j].mean()), 2) for j, option in enumerate(options)}
     by_style = {name: round(float(psnr_of(LookWorld(per_style, split="test", looks=[look], seed=seed))[0].mean()), 2)
-                for name, look in styles.NAMED.items()}
+                for name, look in world.STYLE_LOOKS.items()}
     return {"grid": tokenizer.config.grid, "codebook": tokenizer.config.codebook_size, "renders": n,
             "mean_psnr_db": round(float(values.mean()), 2), "psnr_by_value": by_value, "psnr_by_named_style": by_style}
 
 
 def clip_report(clip, bank: ImageBank) -> dict:
-    images = _images(bank)
-    contents, colours, styles = list(world.CONTENTS), list(world.COLOURS), list(world.STYLES)
-    from .clip import colour_prompt, content_prompt, style_prompt
+    """CLIP zero-shot accuracy for content, colour, named style (over the images in one) and each style
+    primitive (attribute prompts), and how often an image's own caption beats another's."""
+    from .clip import attribute_prompt, colour_prompt, content_prompt, style_prompt
+    from .styles import PRIMITIVES
 
+    images = _images(bank)
+    styles = list(world.STYLES)
+    named = bank.style_ids >= 0
+    tasks = [("content", images, bank.content_ids, [content_prompt(c) for c in world.CONTENTS]),
+             ("colour", images, bank.colour_ids, [colour_prompt(c) for c in world.COLOURS]),
+             ("style", images[named], bank.style_ids[named], [style_prompt(s) for s in styles])]
+    tasks += [(name, images, bank.primitive_ids[name], [attribute_prompt(name, v) for v in values])
+              for name, values in PRIMITIVES.items() if name in bank.primitive_ids]
     report = {}
-    for name, labels, prompts in (("content", bank.content_ids, [content_prompt(c) for c in contents]),
-                                  ("colour", bank.colour_ids, [colour_prompt(c) for c in colours]),
-                                  ("style", bank.style_ids, [style_prompt(s) for s in styles])):
-        predicted = clip.zero_shot(images, prompts).argmax(-1)
+    for name, pictures, labels, prompts in tasks:
+        if not len(pictures):
+            continue
+        predicted = clip.zero_shot(pictures, prompts).argmax(-1)
         report[f"zero_shot_{name}"] = float((predicted == labels).float().mean())
         if name == "style":
             held = torch.tensor([styles[i] in world.HELD_OUT_STYLES for i in labels.tolist()])
-            report["zero_shot_style_held_out"] = float((predicted[held] == labels[held]).float().mean())
+            if held.any():
+                report["zero_shot_style_held_out"] = float((predicted[held] == labels[held]).float().mean())
     # Text score: the image's own caption against the caption of a different combination.
     n = len(bank)
     shift = torch.roll(torch.arange(n), 1)

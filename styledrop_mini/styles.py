@@ -10,18 +10,13 @@ of things it can already draw. A world of 9 fixed renderers gives no such prior 
     effect      none | drop shadow | bleed | pixelate | cells | ripple
     palette     as is | pastel | dark | saturated | light
 
-A render applies them in a fixed order, each with its own per-render jitter from the render's
-generator: palette (the content's colour), effect on the mask (bleed, pixelate, ripple), background,
-effect under the content (drop shadow), fill, outline, effect over everything (cells).
+`paint` turns a content mask and a colour into a picture in any look. It applies the primitives in a
+fixed order, each with its own per-render jitter from the render's generator: palette (the content's
+colour), effect on the mask (bleed, pixelate, ripple), background, effect under the content (drop
+shadow), fill, outline, effect over everything (cells).
 
-The 12 named styles of the world are points of this space (`NAMED`), drawn as they were drawn before
-where that was possible. The held-out ones are *new combinations*: the base model sees each of their
-primitive values, but never their signature pairs together (`HELD_OUT_SIGNATURES`, and why). One more
-held-out style, "ripple", uses a primitive value that no training look has at all: it measures what
-a one-image adapter can do when the prior does not cover the style (the honest limit).
-
-Not wired into world.render yet (issue 16 in progress): the bundled checkpoints were trained on the
-named renderers of world.py.
+This module knows how to draw; world.py decides what the world holds: which looks have names, which
+are held out from the base generator and why, and how captions describe them.
 """
 from __future__ import annotations
 
@@ -31,8 +26,46 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageChops, ImageFilter
 
-from .world import (COLOURS, IMAGE_SIZE, LIGHT_BACKGROUNDS, SUPERSAMPLE, Jitter, _arr, _canvas, _check_labels, _edge,
-                    _grid, _mix, _rgb, content_mask)
+
+# ----------------------------------------------------------------------------------------------
+# Drawing helpers. Arrays: mask m in [0, 1] of shape (S, S), images (S, S, 3) floats in [0, 1];
+# u = S / 64, the size of one pixel of a 64-pixel image, so every length scales with the canvas.
+# ----------------------------------------------------------------------------------------------
+def _rgb(colour) -> np.ndarray:
+    return np.asarray(colour, dtype=np.float32) / 255.0
+
+
+def _mix(a, b, t):
+    """Linear blend a -> b by t (t broadcast over the colour channel when it is a mask)."""
+    t = np.asarray(t, dtype=np.float32)
+    if t.ndim == 2:
+        t = t[..., None]
+    return np.asarray(a, dtype=np.float32) * (1 - t) + np.asarray(b, dtype=np.float32) * t
+
+
+def _canvas(S: int, colour) -> np.ndarray:
+    return np.broadcast_to(_rgb(colour), (S, S, 3)).copy()
+
+
+def _arr(mask: Image.Image) -> np.ndarray:
+    return np.asarray(mask, dtype=np.float32) / 255.0
+
+
+def _edge(mask: Image.Image, width: int) -> np.ndarray:
+    """A band of about `width` pixels along the boundary of the mask (dilation minus erosion)."""
+    size = 2 * (width // 2) + 1
+    outer = mask.filter(ImageFilter.MaxFilter(size))
+    inner = mask.filter(ImageFilter.MinFilter(size))
+    return _arr(ImageChops.subtract(outer, inner))
+
+
+def _grid(S: int):
+    y, x = np.mgrid[0:S, 0:S].astype(np.float32)
+    return x, y
+
+
+LIGHT_BACKGROUNDS = ((250, 250, 247), (244, 238, 222), (232, 234, 237), (236, 244, 240))  # "plain" draws one
+
 
 PRIMITIVES = {
     "background": ("plain", "white", "cool", "paper", "gradient", "dark", "grid", "noise", "amber"),
@@ -69,70 +102,34 @@ class Look:
         return ", ".join(parts)
 
 
-# The world's 12 named styles as points of the space.
-NAMED = {
-    "flat": Look("plain", "solid"),
-    "line art": Look("white", "none", "bold"),
-    "striped": Look("white", "stripes", "thin"),
-    "polka dot": Look("white", "dots", "thin"),
-    "checkered": Look("white", "checks", "thin"),
-    "pixel art": Look("cool", "solid", effect="pixelate"),
-    "shadow 3d": Look("gradient", "solid", effect="drop shadow"),
-    "sketch": Look("paper", "hatching", "jittered"),
-    "blueprint": Look("grid", "solid", "light", palette="light"),
-    "watercolor": Look("paper", "wash", effect="bleed"),
-    "stained glass": Look("amber", "solid", "thick dark", "cells"),
-    "neon": Look("dark", "none", "glow"),
-    "ripple": Look("white", "bands", "bold", "ripple"),  # the hard held-out style: see HARD_VALUES
-}
-
-# What the base model never sees together, and why. Each held-out style is defined by a pair of
-# primitive values; every other combination, each value of the pair included, is in training:
-#   neon           a glow outline ON a dark background (glow on light ones, dark under other outlines: seen)
-#   stained glass  a cell partition WITH thick dark outlines (cells with other outlines, thick dark alone: seen)
-#   watercolor     a wash fill WITH bleeding edges (wash with sharp edges, bleed under other fills: seen)
-HELD_OUT_SIGNATURES = {
-    "neon": {"background": "dark", "outline": "glow"},
-    "stained glass": {"outline": "thick dark", "effect": "cells"},
-    "watercolor": {"fill": "wash", "effect": "bleed"},
-}
-# A value no training look has: the "ripple" effect (a wavy displacement of the whole content).
-HARD_VALUES = {"effect": ("ripple",)}
-HELD_OUT = tuple(HELD_OUT_SIGNATURES) + ("ripple",)
-
-
 SOLID_FILLS = ("solid", "shaded", "wash")  # fills that cover the content in its own colour
 
 
 # (background, palette) pairs on which some colour of the world nearly vanishes: its content, filled
-# solid, differs from the bare background by less than MIN_CONTRAST on average (`content_contrast`,
+# solid, differs from the bare background by less than MIN_CONTRAST on average (world.content_contrast,
 # worst colour; flat style is 0.22). Measured, and re-measured by tests/test_styles.py.
 MIN_CONTRAST = 0.1
 FAINT = {("paper", "pastel"), ("gradient", "pastel"), ("noise", "pastel"), ("amber", "pastel"), ("amber", "light"),
          ("dark", "dark"), ("grid", "dark"), ("grid", "as is")}
 
 
+# Outlines drawn in a colour of their own (white, near-black): without a fill, the content's colour
+# would be nowhere in the picture.
+OWN_COLOUR_OUTLINES = ("light", "thick dark")
+
+
 def is_visible(look: Look) -> bool:
-    """Looks that would hide the content are not in the space: no fill and no outline (nothing drawn),
-    or a background and palette on which some colour nearly vanishes (FAINT)."""
-    return not (look.fill == "none" and look.outline == "none") and (look.background, look.palette) not in FAINT
-
-
-def is_held_out(look: Look) -> bool:
-    """True for looks the base model must never see: a held-out signature, or a hard value."""
-    if any(getattr(look, name) in values for name, values in HARD_VALUES.items()):
-        return True
-    return any(all(getattr(look, k) == v for k, v in signature.items()) for signature in HELD_OUT_SIGNATURES.values())
+    """Looks that would hide the content or its colour are not in the space: no fill and no outline
+    (nothing drawn), no fill under an outline of its own colour (colourless), or a background and
+    palette on which some colour nearly vanishes (FAINT)."""
+    if look.fill == "none" and (look.outline == "none" or look.outline in OWN_COLOUR_OUTLINES):
+        return False
+    return (look.background, look.palette) not in FAINT
 
 
 def all_looks() -> list[Look]:
     """Every look of the space (every combination of values that draws something)."""
     return [look for look in (Look(*values) for values in itertools.product(*PRIMITIVES.values())) if is_visible(look)]
-
-
-def training_looks() -> list[Look]:
-    """Every look the base model may be trained on (the whole space less the held-out part)."""
-    return [look for look in all_looks() if not is_held_out(look)]
 
 
 def matches(look: Look, recipe: Look, primitives=tuple(PRIMITIVES)) -> bool:
@@ -141,73 +138,7 @@ def matches(look: Look, recipe: Look, primitives=tuple(PRIMITIVES)) -> bool:
 
 
 # ----------------------------------------------------------------------------------------------
-# Captions as people write them: a name, some attribute words, or nothing about the style at all
-# ----------------------------------------------------------------------------------------------
-PHRASES = {  # (primitive, value) -> words; "" says nothing (the usual case needs no words)
-    "background": {"plain": "on a plain background", "white": "on white", "cool": "on a pale blue background",
-                   "paper": "on textured paper", "gradient": "on a grey gradient", "dark": "on a dark background",
-                   "grid": "on a blue grid", "noise": "on a mottled background", "amber": "on an amber background"},
-    "fill": {"solid": "filled solid", "none": "with no fill", "stripes": "with diagonal stripes",
-             "dots": "with polka dots", "checks": "with a checkerboard fill", "hatching": "with hatching",
-             "wash": "in a transparent wash", "bands": "with horizontal bands", "shaded": "shaded top to bottom"},
-    "outline": {"none": "", "thin": "with a thin outline", "bold": "with a bold outline",
-                "thick dark": "with a thick black outline", "glow": "with a glowing outline",
-                "double": "with a double outline", "jittered": "with sketchy lines", "light": "with a white outline"},
-    "effect": {"none": "", "drop shadow": "with a drop shadow", "bleed": "with bleeding edges",
-               "pixelate": "pixelated", "cells": "cut into panes", "ripple": "rippled"},
-    "palette": {"as is": "", "pastel": "in pastel colours", "dark": "in dark colours",
-                "saturated": "in vivid colours", "light": "in light colours"},
-}
-# Words a caption may carry that say nothing about the picture: the model must learn to ignore them,
-# so that a descriptor it never saw does not derail the content (with "zorblax" the narrow base's content
-# accuracy falls from 91.8 % to 41.2 %: benchmarks/results/style_prior_narrow.json).
-FILLERS = ("nice", "simple", "classic", "my favourite", "new", "cool", "plain old", "a study of")
-NONSENSE = ("blick", "vorn", "tesh", "quillo", "mardle", "snib", "poffer", "grune")
-CAPTION_MIX = {"name": 0.25, "attributes": 0.4, "none": 0.2, "ignorable": 0.15}  # shares of each kind
-# At most three phrases: the longest caption is then 20 BPE tokens ("a purple hexagon with a checkerboard
-# fill on a pale blue background with a thick black outline"); the bundled mini CLIP reads 18, so the one
-# retrained for this world needs a context of at least 24 (ClipConfig.context_length).
-MAX_PHRASES = 3
-
-
-def look_name(look: Look) -> str | None:
-    """The named style this look is, if any ("neon"), else None."""
-    return next((name for name, recipe in NAMED.items() if recipe == look), None)
-
-
-def look_caption(content: str, colour: str, look: Look, rng: np.random.Generator, kind: str | None = None) -> str:
-    """A caption for a training image: `kind` "name" (its style's descriptor; only for named looks),
-    "attributes" (1-3 phrases for primitives that differ from plain), "none" (content and colour
-    alone), or "ignorable" (a filler or a nonsense style word); drawn by CAPTION_MIX when None."""
-    from .world import STYLES, with_articles
-
-    subject = with_articles(f"a {colour} {content}")
-    name = look_name(look)
-    if kind is None:
-        kinds = [k for k in CAPTION_MIX if k != "name" or name]
-        weights = np.array([CAPTION_MIX[k] for k in kinds])
-        kind = kinds[rng.choice(len(kinds), p=weights / weights.sum())]
-    if kind == "name":
-        if not name:
-            raise ValueError(f"the look ({look.words()}) has no name")
-        return f"{subject} in {STYLES.get(name, name)} style"
-    if kind == "attributes":
-        phrases = [PHRASES[k][getattr(look, k)] for k in PRIMITIVES]
-        phrases = [p for p in phrases if p]
-        picked = sorted(rng.choice(len(phrases), size=min(len(phrases), rng.integers(1, MAX_PHRASES + 1)),
-                               replace=False))
-        return " ".join([subject] + [phrases[i] for i in picked])
-    if kind == "none":
-        return subject
-    if kind == "ignorable":
-        if rng.random() < 0.5:
-            return f"{with_articles('a ' + FILLERS[rng.integers(len(FILLERS))])} {colour} {content}"
-        return f"{subject} in {NONSENSE[rng.integers(len(NONSENSE))]} style"
-    raise ValueError(f"unknown caption kind {kind!r}; use one of {', '.join(CAPTION_MIX)}")
-
-
-# ----------------------------------------------------------------------------------------------
-# Primitives. Arrays: mask m in [0, 1] (S, S); images (S, S, 3) floats; u = S / 64 (one 64-px pixel).
+# The primitives, each a function of (its value, the picture so far, the mask, the colour, ...)
 # ----------------------------------------------------------------------------------------------
 def _blotches(S: int, rng, cells: int = 6) -> np.ndarray:
     """Low-frequency noise in [0, 1]: a few cells of random values, smoothly upsampled."""
@@ -337,7 +268,7 @@ def _ripple(mask: Image.Image, rng, u: float) -> Image.Image:
     """Displace rows sideways along a sine wave: the content looks seen through rippling water."""
     S = mask.width
     a = np.asarray(mask)
-    period, amplitude, phase = rng.uniform(10, 14) * u, rng.uniform(2.5, 3.5) * u, rng.uniform(0, 2 * np.pi)
+    period, amplitude, phase = rng.uniform(12, 16) * u, rng.uniform(1.5, 2.2) * u, rng.uniform(0, 2 * np.pi)
     shift = (amplitude * np.sin(2 * np.pi * np.arange(S) / period + phase)).round().astype(int)
     return Image.fromarray(np.stack([np.roll(row, s) for row, s in zip(a, shift)]))
 
@@ -393,39 +324,3 @@ def paint(mask: Image.Image, colour, look: Look, rng: np.random.Generator, u: fl
     return np.clip(img, 0, 1)
 
 
-def content_contrast(look: Look, colour: str, content: str = "circle", seed: int = 0) -> float:
-    """How far the content stands out: the mean absolute difference, over the content and a band
-    around it, between the look drawn with the content and without it (same seed)."""
-    canvas = IMAGE_SIZE * SUPERSAMPLE
-    mask = content_mask(content, canvas, Jitter(0.0, 0.0, 0.7, 0.0))
-    drawn = paint(mask, COLOURS[colour], look, np.random.default_rng(seed), canvas / 64)
-    bare = paint(Image.new("L", mask.size, 0), COLOURS[colour], look, np.random.default_rng(seed), canvas / 64)
-    region = np.asarray(mask.filter(ImageFilter.MaxFilter(9))) > 127
-    return float(np.abs(drawn - bare)[region].mean())
-
-
-def render_look(content: str, colour: str, look: Look, seed: int = 0, size: int = IMAGE_SIZE) -> Image.Image:
-    """One image of the world in any look (the same jitter as world.render for the same seed)."""
-    _check_labels(content, colour, "flat")
-    rng = np.random.default_rng(seed)
-    canvas = size * SUPERSAMPLE
-    mask = content_mask(content, canvas, Jitter.draw(rng, content))
-    pixels = paint(mask, COLOURS[colour], look, rng, canvas / 64)
-    return Image.fromarray((pixels * 255 + 0.5).astype(np.uint8), "RGB").resize((size, size), Image.BOX)
-
-
-def primitive_sheet(content: str = "house", colour: str = "teal", base: Look = Look("white", "solid", "thin"),
-                    seed: int = 0, tile: int = 64) -> Image.Image:
-    """One row per primitive, one column per value: `base` with that one primitive changed."""
-    from .images import image_grid
-
-    rows, labels = [], []
-    width = max(len(values) for values in PRIMITIVES.values())
-    for name, values in PRIMITIVES.items():
-        looks = [Look(**{**base.__dict__, name: value}) for value in values]
-        rows.append([render_look(content, colour, look, seed=seed) for look in looks]
-                    + [Image.new("RGB", (IMAGE_SIZE, IMAGE_SIZE), "white")] * (width - len(values)))
-        labels.append(f"{name}: " + ", ".join(values))
-    return image_grid(rows, row_labels=[label.split(":")[0] for label in labels], tile=tile, label_width=90,
-                      title=f"{len(all_looks()):,} looks ({len(training_looks()):,} for training); "
-                            f"each row changes one primitive of: {base.words()}")

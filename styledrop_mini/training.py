@@ -21,10 +21,12 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
+from . import world
 from .checkpoints import CheckpointError, read_checkpoint, save_checkpoint
-from .datasets import MiniWorld
+from .datasets import PRIMITIVE_KEYS, LookWorld
 from .devices import autocast, describe, pick_device, resolve_precision
 from .files import check_output, checkpoint_file, save_or_rescue
+from .styles import all_looks
 
 
 # ----------------------------------------------------------------------------------------------
@@ -32,33 +34,36 @@ from .files import check_output, checkpoint_file, save_or_rescue
 # ----------------------------------------------------------------------------------------------
 @dataclass
 class ImageBank:
-    """N rendered images as uint8 (N, 3, H, W) plus their captions and label ids."""
+    """N rendered images as uint8 (N, 3, H, W) plus their captions and label ids (the look's primitives
+    in `primitive_ids`, one (N,) tensor per primitive; empty for data sets that do not know them)."""
     images: torch.Tensor
     texts: list[str]
     content_ids: torch.Tensor
     colour_ids: torch.Tensor
     style_ids: torch.Tensor
+    primitive_ids: dict = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.texts)
 
     @staticmethod
-    def render(dataset: MiniWorld, workers: int | None = None, desc: str = "rendering") -> "ImageBank":
+    def render(dataset, workers: int | None = None, desc: str = "rendering") -> "ImageBank":
         workers = min(os.cpu_count() or 1, 16) if workers is None else workers
         loader = DataLoader(dataset, batch_size=256, num_workers=workers, shuffle=False)
-        images, texts, ids = [], [], {"content_id": [], "colour_id": [], "style_id": []}
+        images, texts = [], []
+        ids = {key: [] for key in ("content_id", "colour_id", "style_id", *PRIMITIVE_KEYS.values())}
         for batch in tqdm(loader, desc=f"{desc} {len(dataset)} images", leave=False):
             images.append((batch["image"] * 255 + 0.5).to(torch.uint8))
             texts.extend(batch["text"])
             for key in ids:
                 ids[key].append(batch[key])
-        return ImageBank(torch.cat(images), texts, *(torch.cat(ids[k]) for k in ids))
+        ids = {key: torch.cat(parts) for key, parts in ids.items()}
+        return ImageBank(torch.cat(images), texts, ids["content_id"], ids["colour_id"], ids["style_id"],
+                         {name: ids[key] for name, key in PRIMITIVE_KEYS.items()})
 
     def batch(self, index: torch.Tensor, device="cpu") -> dict:
         return {"image": self.images[index].to(device).float() / 255.0,
-                "text": [self.texts[i] for i in index.tolist()],
-                "content_id": self.content_ids[index].to(device), "colour_id": self.colour_ids[index].to(device),
-                "style_id": self.style_ids[index].to(device)}
+                "text": [self.texts[i] for i in index.tolist()], **_label_ids(self, index, device)}
 
 
 @dataclass
@@ -69,6 +74,7 @@ class TokenBank:
     content_ids: torch.Tensor
     colour_ids: torch.Tensor
     style_ids: torch.Tensor
+    primitive_ids: dict = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.texts)
@@ -79,12 +85,20 @@ class TokenBank:
         device = tokenizer.quantizer.codebook.device
         tokens = [tokenizer.encode(bank.images[i:i + batch_size].to(device).float() / 255.0).flatten(1).cpu()
                   for i in tqdm(range(0, len(bank), batch_size), desc="tokenizing", leave=False)]
-        return TokenBank(torch.cat(tokens).short(), bank.texts, bank.content_ids, bank.colour_ids, bank.style_ids)
+        return TokenBank(torch.cat(tokens).short(), bank.texts, bank.content_ids, bank.colour_ids, bank.style_ids,
+                         bank.primitive_ids)
 
     def batch(self, index: torch.Tensor, device="cpu") -> dict:
         return {"tokens": self.tokens[index].to(device).long(), "text": [self.texts[i] for i in index.tolist()],
-                "content_id": self.content_ids[index], "colour_id": self.colour_ids[index],
-                "style_id": self.style_ids[index]}
+                **_label_ids(self, index)}
+
+
+def _label_ids(bank: ImageBank | TokenBank, index: torch.Tensor, device="cpu") -> dict:
+    """A batch's label ids, as a data set's items name them ("content_id", ..., "background_id", ...)."""
+    labels = {"content_id": bank.content_ids[index].to(device), "colour_id": bank.colour_ids[index].to(device),
+              "style_id": bank.style_ids[index].to(device)}
+    labels.update({PRIMITIVE_KEYS[name]: ids[index].to(device) for name, ids in bank.primitive_ids.items()})
+    return labels
 
 
 def batch_indices(n: int, batch_size: int, seed: int, step: int) -> torch.Tensor:
@@ -282,15 +296,42 @@ RECIPES = {
     "tokenizer": dict(steps=3000, batch_size=64, lr=2e-3, warmup=100, weight_decay=0.0, bank=30000),
     "judges": dict(steps=1000, batch_size=128, lr=3e-3, warmup=100, weight_decay=1e-4, bank=30000),
     "clip": dict(steps=4000, batch_size=128, lr=1e-3, warmup=100, weight_decay=0.1, bank=30000),
-    # The generator sees the seen styles only: the held-out ones are what StyleDrop must learn.
+    # The generator never sees the held-out looks: they are what StyleDrop must learn (TRAINING_WORLDS).
     # Precision follows devices.resolve_precision ("auto"): bf16 where it is native, fp32 elsewhere.
-    "base": dict(steps=3000, batch_size=128, lr=1.4e-3, warmup=200, weight_decay=0.05, bank=30000, styles="seen",
+    "base": dict(steps=3000, batch_size=128, lr=1.4e-3, warmup=200, weight_decay=0.05, bank=30000, world="seen",
                  attention="math"),
 }
 
+# The base generator's sizes: one architecture, three presets (`train base --preset NAME`). Each sets
+# the transformer's shape (TransformerConfig fields) and any recipe settings it changes. The token grid
+# and codebook always come from the tokenizer; a 16x16 grid is read as 2x2 patches (64 positions).
+BASE_PRESETS = {
+    "tiny": dict(transformer=dict(width=64, layers=2, heads=2), steps=200, batch_size=32, bank=2000),  # tests
+    "cpu": dict(transformer=dict(width=256, layers=4, heads=4)),  # the bundled one: 2 CPU cores
+    "gpu": dict(transformer=dict(width=512, layers=8, heads=8), steps=12000, batch_size=256, bank=200000,
+                lr=1e-3),
+}
 
-def build(name: str):
-    """The fresh model and its loss function for a recipe name."""
+
+# What the models train on: renders of the style space (datasets.LookWorld), a quarter of them in a
+# named style so that the names mean something. The measuring models (tokenizer, CLIP, judges) see the
+# whole space, held-out looks included: they stand for models trained on broad data. The generator sees
+# the training looks only (world.training_looks) and the seen named styles.
+TRAINING_WORLDS = {"all": dict(looks="all", named="all"), "seen": dict(looks="training", named="seen")}
+NAMED_SHARE = 0.25
+
+
+def training_world(which: str, n: int, seed: int = 0, split: str = "train") -> LookWorld:
+    """The LookWorld of TRAINING_WORLDS[which] ("all" or "seen"), `n` images."""
+    if which not in TRAINING_WORLDS:
+        raise ValueError(f"unknown training world {which!r}; choose one of {', '.join(TRAINING_WORLDS)}")
+    spec = TRAINING_WORLDS[which]
+    looks = all_looks() if spec["looks"] == "all" else world.training_looks()
+    return LookWorld(n, split=split, looks=looks, named=spec["named"], named_share=NAMED_SHARE, seed=seed)
+
+
+def build(name: str, preset: str = "cpu"):
+    """The fresh model and its loss function for a recipe name (and, for "base", a BASE_PRESETS name)."""
     if name == "tokenizer":
         from .tokenizer import VQTokenizer, tokenizer_loss
         return VQTokenizer(), tokenizer_loss
@@ -305,8 +346,11 @@ def build(name: str):
         from .settings import CHECKPOINT_DIR
         from .text_encoder import ClipTextEncoder
         from .transformer import MaskedTransformer, TransformerConfig, base_loss_fn
+        from .tokenizer import VQTokenizer
         text_encoder = ClipTextEncoder(MiniClip.load(CHECKPOINT_DIR / "clip.safetensors"))
-        config = TransformerConfig(text_width=text_encoder.width)
+        tokens = VQTokenizer.load(CHECKPOINT_DIR / "tokenizer.safetensors").config
+        config = TransformerConfig(text_width=text_encoder.width, grid=tokens.grid, patch=max(1, tokens.grid // 8),
+                                   codebook_size=tokens.codebook_size, **BASE_PRESETS[preset]["transformer"])
         return MaskedTransformer(config), base_loss_fn(text_encoder, config.cond_dropout)
     raise ValueError(f"unknown model {name!r}; choose one of {', '.join(RECIPES)}")
 
@@ -347,12 +391,20 @@ def invalidated_by(out) -> list[str]:
 
 def train(name: str, out=None, steps=None, batch_size=None, lr=None, bank_size=None, seed: int = 0,
           device: str = "cpu", run_dir=None, resume: bool = False, workers=None, command: str = "",
-          save_dtype=None, precision=None, attention=None, overwrite: bool = False):
+          save_dtype=None, precision=None, attention=None, overwrite: bool = False, preset: str | None = None):
     """Train a recipe's model on the mini world (the measuring models on all of it, the base generator
-    on the seen styles) and save it to `out` (default: see `training_output`)."""
+    on its training looks: TRAINING_WORLDS) and save it to `out` (default: see `training_output`).
+    `preset` (base only) picks a size from BASE_PRESETS; "cpu" by default."""
     recipe = dict(RECIPES[name]) if name in RECIPES else None
     if recipe is None:
         raise ValueError(f"unknown model {name!r}; choose one of {', '.join(RECIPES)}")
+    if preset is not None and name != "base":
+        raise ValueError(f"--preset sizes the base generator only, not {name!r}")
+    if name == "base":
+        preset = preset or "cpu"
+        if preset not in BASE_PRESETS:
+            raise ValueError(f"unknown preset {preset!r}; choose one of {', '.join(BASE_PRESETS)}")
+        recipe.update({k: v for k, v in BASE_PRESETS[preset].items() if k != "transformer"})
     for key, value in (("steps", steps), ("batch_size", batch_size), ("lr", lr), ("bank", bank_size)):
         if value is not None:
             if not 0 < value < math.inf:
@@ -365,12 +417,10 @@ def train(name: str, out=None, steps=None, batch_size=None, lr=None, bank_size=N
     print(f"training {name} on {describe(dev, precision or recipe.get('precision', 'auto'))}")
     seed_everything(seed)
     started = time.perf_counter()
-    # The measuring models see the whole world, held-out styles included (they stand for models
-    # trained on broad data); the generator sees the seen styles only.
-    styles = recipe.get("styles", "all")
-    bank = ImageBank.render(MiniWorld(n=recipe["bank"], split="train", styles=styles, seed=seed), workers)
+    which = recipe.get("world", "all")
+    bank = ImageBank.render(training_world(which, recipe["bank"], seed), workers)
     render_seconds = time.perf_counter() - started
-    model, loss_fn = build(name)
+    model, loss_fn = build(name, preset or "cpu")
     if name == "base":
         from .settings import CHECKPOINT_DIR
         from .tokenizer import VQTokenizer
@@ -383,14 +433,14 @@ def train(name: str, out=None, steps=None, batch_size=None, lr=None, bank_size=N
                              weight_decay=recipe["weight_decay"], save_every=max(100, recipe["steps"] // 10),
                              precision=precision or recipe.get("precision", "auto"),
                              attention=attention or recipe.get("attention", "auto"),
-                             extra={"model": name, "bank": recipe["bank"], "styles": styles})
+                             extra={"model": name, "bank": recipe["bank"], "world": which, "preset": preset})
     history = fit(model, loss_fn, bank, settings, dev, run_dir=run_dir, resume=resume, desc=f"train {name}")
     info = {"command": command, "device": str(dev), "device_name": torch.cuda.get_device_name(dev)
             if dev.type == "cuda" else "cpu", "torch_threads": torch.get_num_threads(),
             "wall_seconds": round(time.perf_counter() - started, 1), "render_seconds": round(render_seconds, 1),
             "train_seconds": round(model.train_seconds, 1), "steps": settings.steps, "batch_size": settings.batch_size,
             "lr": settings.lr, "precision": resolve_precision(settings.precision, dev), "attention": settings.attention,
-            "seed": seed,
+            "seed": seed, "preset": preset,
             "images": len(bank), "parameters": n_params,
             "final": history[-1] if history else {}}
     if name == "base":  # which tokenizer and text encoder the generator's tokens and features came from

@@ -10,6 +10,12 @@ conditioned on the text features T(t):
                        x += MLP(LN x);  [after_mlp]
         --> LN --> logits (B, 64, codebook)
 
+A finer token grid (16x16 = 256 tokens) carries far more detail, but a transformer's cost grows with
+its sequence. With `patch` = 2, each position holds a 2x2 patch of tokens, as aMUSEd's U-ViT
+downsamples its token grid before its transformer: the four tokens' embeddings are concatenated into
+one vector of `width`, and the head predicts the four tokens' logits from that position. Attention
+and MLPs then cost what they cost at 64 positions; masking and the loss stay per token.
+
 Every block has three named places, `after_attn`, `after_cross` and `after_mlp`, that are identity
 modules in the base model. StyleDrop's adapters (adapters.py) replace them; nothing here changes.
 
@@ -36,6 +42,7 @@ KIND = "transformer"
 class TransformerConfig:
     codebook_size: int = 512  # the tokenizer's codebook; id `codebook_size` is [MASK]
     grid: int = 8  # tokens per side: 8x8 = 64 tokens per image
+    patch: int = 1  # tokens per side of one position: 2 makes a 16x16 grid 64 positions of 2x2 tokens
     width: int = 256
     layers: int = 4
     heads: int = 4
@@ -50,6 +57,10 @@ class TransformerConfig:
     @property
     def n_tokens(self) -> int:
         return self.grid * self.grid
+
+    @property
+    def n_positions(self) -> int:
+        return (self.grid // self.patch) ** 2
 
 
 class SelfAttention(nn.Module):
@@ -122,12 +133,17 @@ class MaskedTransformer(nn.Module):
         self.config = cfg = config or TransformerConfig()
         if cfg.width % cfg.heads:
             raise ValueError(f"width {cfg.width} must be a multiple of heads {cfg.heads}")
-        self.token_embedding = nn.Embedding(cfg.codebook_size + 1, cfg.width)  # +1: the [MASK] token
-        self.position_embedding = nn.Parameter(torch.zeros(1, cfg.n_tokens, cfg.width))
+        per_patch = cfg.patch ** 2
+        if cfg.grid % cfg.patch or cfg.width % per_patch:
+            raise ValueError(f"patch {cfg.patch} must divide grid {cfg.grid}, and its {per_patch} tokens the width "
+                             f"{cfg.width}")
+        # +1: the [MASK] token. A patch's tokens share the width: their embeddings are concatenated.
+        self.token_embedding = nn.Embedding(cfg.codebook_size + 1, cfg.width // per_patch)
+        self.position_embedding = nn.Parameter(torch.zeros(1, cfg.n_positions, cfg.width))
         self.text_norm = nn.LayerNorm(cfg.text_width)
         self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.layers))
         self.norm = nn.LayerNorm(cfg.width)
-        self.head = nn.Linear(cfg.width, cfg.codebook_size)  # never predicts [MASK]
+        self.head = nn.Linear(cfg.width, per_patch * cfg.codebook_size)  # never predicts [MASK]
         self.apply(self._init)
         nn.init.normal_(self.position_embedding, std=0.02)
 
@@ -144,11 +160,14 @@ class MaskedTransformer(nn.Module):
         cfg = self.config
         if tokens.ndim != 2 or tokens.shape[1] != cfg.n_tokens:
             raise ValueError(f"expected tokens of shape (B, {cfg.n_tokens}), got {tuple(tokens.shape)}")
-        x = self.token_embedding(tokens) + self.position_embedding
+        B, g, p = len(tokens), cfg.grid, cfg.patch
+        x = self.token_embedding(to_patches(tokens, g, p)).flatten(2)  # (B, P, p*p, width/p^2) -> (B, P, width)
+        x = x + self.position_embedding
         text = self.text_norm(text)
         for block in self.blocks:
             x = block(x, text, text_mask)
-        return self.head(self.norm(x))
+        logits = self.head(self.norm(x)).view(B, -1, p * p, cfg.codebook_size)  # (B, P, p*p, K)
+        return from_patches(logits, g, p)  # (B, N, K)
 
     def save(self, path, info=None, dtype=None):
         return save_model(self, path, KIND, info, dtype)
@@ -156,6 +175,18 @@ class MaskedTransformer(nn.Module):
     @staticmethod
     def load(path, device="cpu") -> "MaskedTransformer":
         return load_model(MaskedTransformer, TransformerConfig, path, KIND, device)
+
+
+def to_patches(tokens: torch.Tensor, grid: int, patch: int) -> torch.Tensor:
+    """(B, grid*grid) row-major tokens -> (B, positions, patch*patch): each row one patch's tokens."""
+    B, side = len(tokens), grid // patch
+    return tokens.view(B, side, patch, side, patch).transpose(2, 3).reshape(B, side * side, patch * patch)
+
+
+def from_patches(x: torch.Tensor, grid: int, patch: int) -> torch.Tensor:
+    """The inverse of to_patches, for anything with trailing features: (B, P, p*p, ...) -> (B, N, ...)."""
+    B, side, rest = len(x), grid // patch, x.shape[3:]
+    return x.reshape(B, side, side, patch, patch, *rest).transpose(2, 3).reshape(B, grid * grid, *rest)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -187,30 +218,28 @@ def masked_loss(model: MaskedTransformer, tokens: torch.Tensor, text: torch.Tens
 # ----------------------------------------------------------------------------------------------
 # Training the base model: prompts as people will write them, and the loss that `fit` calls
 # ----------------------------------------------------------------------------------------------
-def training_prompt(content: str, colour: str, style: str, u: float) -> str:
-    """The canonical caption most of the time; a third of the time without the colour, because
+def training_prompt(caption: str, colour: str, u: float) -> str:
+    """The image's caption most of the time; a third of the time without its colour word, because
     StyleDrop prompts name content and style only ("a letter A in watercolor painting style")."""
     from . import world
 
-    if u < 2 / 3:
-        return world.caption(content, colour, style)
-    return world.with_articles(f"a {content} in {world.STYLES[style]} style")
+    return caption if u < 2 / 3 else world.without_colour(caption, colour)
 
 
 def base_loss_fn(text_encoder, cond_dropout: float = 0.1):
-    """MaskGIT loss for `training.fit`. Random choices use torch's global generator, which `fit`
-    seeds at every step, so a resumed run draws the same masks and prompts."""
+    """MaskGIT loss for `training.fit` on a TokenBank of captioned token grids. Random choices use
+    torch's global generator, which `fit` seeds at every step, so a resumed run draws the same masks
+    and prompts."""
     from . import world
 
-    colours, styles = list(world.COLOURS), list(world.STYLES)
+    colours = list(world.COLOURS)
 
     def loss_fn(model: MaskedTransformer, batch: dict):
         tokens = batch["tokens"]
         B, device = len(tokens), tokens.device
         choice, drop = torch.rand(B).tolist(), (torch.rand(B) < cond_dropout).tolist()
-        prompts = ["" if d else training_prompt(world.CONTENTS[c], colours[k], styles[s], u)
-                   for c, k, s, u, d in zip(batch["content_id"].tolist(), batch["colour_id"].tolist(),
-                                            batch["style_id"].tolist(), choice, drop)]
+        prompts = ["" if d else training_prompt(caption, colours[k], u)
+                   for caption, k, u, d in zip(batch["text"], batch["colour_id"].tolist(), choice, drop)]
         text = text_encoder(prompts).to(device)
         mask = random_mask(B, model.config.n_tokens, device=device)
         loss, logits = masked_loss(model, tokens, text.tokens, text.mask, mask)

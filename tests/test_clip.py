@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from styledrop_mini import world
-from styledrop_mini.clip import ClipConfig, MiniClip, content_prompt, style_prompt, training_caption
+from styledrop_mini.clip import ClipConfig, MiniClip, attribute_prompt, content_prompt, style_prompt, training_caption
 from styledrop_mini.datasets import MiniWorld
 from styledrop_mini.settings import CHECKPOINT_DIR
 
@@ -51,8 +51,13 @@ def test_prompts():
     assert content_prompt("arrow") == "an arrow" and content_prompt("letter B") == "a letter B"
     assert style_prompt("neon") == "a picture in glowing neon style"
     import numpy as np
-    texts = {training_caption("star", "red", "flat", np.random.default_rng(i)) for i in range(50)}
-    assert "a red star in flat style" in texts and "a star" in texts
+    look = world.STYLE_LOOKS["neon"]
+    texts = {training_caption("star", "red", look, "a red star on a dark background", np.random.default_rng(i))
+             for i in range(80)}
+    assert {"a red star on a dark background", "a star", "a picture in glowing neon style",
+            "a picture with a glowing outline", "a picture with clean edges"} <= texts
+    assert attribute_prompt("palette", "as is") == "a picture in plain colours"
+    assert attribute_prompt("fill", "dots") == "a picture with polka dots"
 
 
 def test_bundled_clip_prefers_the_right_caption(bundled, renders):

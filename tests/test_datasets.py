@@ -175,7 +175,7 @@ def test_cli_export_and_contact_sheet(tmp_path, capsys):
 
 def test_bundled_style_references_are_the_held_out_styles_with_their_captions():
     refs = style_references()
-    assert set(refs) == set(world.HELD_OUT_STYLES)
+    assert set(refs) == set(world.HELD_OUT_STYLES) | {world.HARD_STYLE}
     for style, ref in refs.items():
         assert ref["image"].shape == (3, 64, 64) and 0 <= ref["image"].min() and ref["image"].max() <= 1
         assert ref["descriptor"] == world.STYLES[style] and ref["content"] in world.CONTENTS

@@ -34,10 +34,13 @@ def test_true_renders_are_the_style_and_never_a_test_content(models):
         assert judges.accuracy(images, content=contents, style=[style] * 8) == {"content": 1.0, "style": 1.0}
 
 
-def test_the_whole_report_runs_tiny_and_reads_as_a_table(models):
+def test_the_whole_report_runs_tiny_and_reads_as_a_table(models, tmp_path):
     pipe, judges, clip = models
+    picture = tmp_path / "mine.png"
+    world.render("house", "red", world.STYLE_LOOKS["sketch"], size=128).save(picture)
     report = diagnostics.style_prior_report(pipe, judges, clip, style_references(), styles=("neon",), seeds=1,
-                                            n_contents=2, k=2, n_prompts=4, tuning={"steps": 2}, log=lambda _: None)
+                                            n_contents=2, k=2, n_prompts=4, tuning={"steps": 2},
+                                            outside=[(picture, "scribbled")], log=lambda _: None)
     neon = report["styles"]["neon"]
     assert neon["upper_bound"]["train_contents"] == ["square", "cross"]
     for cell in (neon["upper_bound"]["lambda_a=1"], neon["upper_bound"]["lambda_a=2"], neon["one_image"],
@@ -47,6 +50,10 @@ def test_the_whole_report_runs_tiny_and_reads_as_a_table(models):
     assert set(report["seen_quality"]) >= {"content", "colour", "style", "clip_text_score_ratio"}
     text = diagnostics.table(report)
     assert "| upper bound, lambda_a 1 |" in text and "| base model, style name only |" in text and "'zorblax'" in text
+    outside = report["outside"][0]
+    assert outside["descriptor"] == "scribbled" and outside["similarity_after"]["n"] == 2
+    assert all(-1 <= outside[k]["mean"] <= 1 for k in ("similarity_before", "similarity_after"))
+    assert "mine.png ('scribbled'): style similarity" in text
     with pytest.raises(ValueError, match="no reference image for"):
         diagnostics.style_prior_report(pipe, judges, clip, {}, styles=("neon",))
 

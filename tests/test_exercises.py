@@ -6,13 +6,17 @@ from styledrop_mini.exercises import ExerciseError, check
 
 
 def test_right_count_passes_and_common_mistakes_are_explained(capsys):
-    seen = len(world.CONTENTS) * len(world.COLOURS) * len(world.SEEN_STYLES)
-    check("00.count_seen_combinations", seen)
+    from styledrop_mini.styles import all_looks
+
+    n = len(world.CONTENTS) * len(world.COLOURS)
+    check("00.count_seen_combinations", n * len(world.training_looks()))
     assert "✓" in capsys.readouterr().out
-    with pytest.raises(ExerciseError, match="held-out styles too"):
-        check("00.count_seen_combinations", len(world.CONTENTS) * len(world.COLOURS) * len(world.STYLES))
+    with pytest.raises(ExerciseError, match="held-out looks too"):
+        check("00.count_seen_combinations", n * len(all_looks()))
+    with pytest.raises(ExerciseError, match="only the named seen styles"):
+        check("00.count_seen_combinations", n * len(world.SEEN_STYLES))
     with pytest.raises(ExerciseError, match="letters"):
-        check("00.count_seen_combinations", len(world.SHAPES) * len(world.COLOURS) * len(world.SEEN_STYLES))
+        check("00.count_seen_combinations", len(world.SHAPES) * len(world.COLOURS) * len(world.training_looks()))
     with pytest.raises(ExerciseError, match="no answer yet"):
         check("00.count_seen_combinations", None)
 

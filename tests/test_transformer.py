@@ -7,8 +7,9 @@ from styledrop_mini.checkpoints import CheckpointError
 from styledrop_mini.clip import ClipConfig, MiniClip
 from styledrop_mini.sampling import SamplerSettings, conditional_logits, decode, decode_one_at_a_time, guided_logits, masked_after
 from styledrop_mini.text_encoder import ClipTextEncoder, HFTextEncoder, TextFeatures
-from styledrop_mini.transformer import (Block, MaskedTransformer, TransformerConfig, base_loss_fn, mask_ratio,
-                                        masked_loss, random_mask, training_prompt)
+from styledrop_mini import world
+from styledrop_mini.transformer import (Block, MaskedTransformer, TransformerConfig, base_loss_fn, from_patches,
+                                        mask_ratio, masked_loss, random_mask, to_patches, training_prompt)
 
 TINY = TransformerConfig(codebook_size=16, grid=4, width=32, layers=2, heads=2, text_width=8)
 
@@ -88,13 +89,15 @@ def test_loss_only_counts_masked_positions():
     assert logits.grad[:, 5:].abs().max() == 0 and logits.grad[:, :5].abs().max() > 0
 
 
-def test_a_few_steps_of_training_fit_one_batch(tiny_clip_encoder):
+@pytest.mark.parametrize("patch", [1, 2])
+def test_a_few_steps_of_training_fit_one_batch(tiny_clip_encoder, patch):
     torch.manual_seed(0)
-    model = MaskedTransformer(TransformerConfig(codebook_size=16, grid=4, width=32, layers=2, heads=2,
+    model = MaskedTransformer(TransformerConfig(codebook_size=16, grid=4, patch=patch, width=32, layers=2, heads=2,
                                                 text_width=tiny_clip_encoder.width))
     loss_fn = base_loss_fn(tiny_clip_encoder, cond_dropout=0.0)
-    batch = {"tokens": torch.randint(0, 16, (8, 16)), "content_id": torch.arange(8), "colour_id": torch.arange(8),
-             "style_id": torch.arange(8)}
+    colours = list(world.COLOURS)
+    batch = {"tokens": torch.randint(0, 16, (8, 16)), "colour_id": torch.arange(8),
+             "text": [world.caption(world.CONTENTS[i], colours[i], "flat") for i in range(8)]}
     opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
     losses = []
     for step in range(60):
@@ -107,9 +110,25 @@ def test_a_few_steps_of_training_fit_one_batch(tiny_clip_encoder):
     assert sum(losses[-10:]) / 10 < 0.6 * sum(losses[:10]) / 10
 
 
+def test_a_patch_of_tokens_per_position_keeps_every_token_its_own_logits():
+    tokens = torch.arange(2 * 256).view(2, 256)
+    patches = to_patches(tokens, 16, 2)
+    assert patches.shape == (2, 64, 4) and patches[0, 0].tolist() == [0, 1, 16, 17]  # a 2x2 block of the grid
+    assert torch.equal(from_patches(patches[..., None], 16, 2)[..., 0], tokens)
+    torch.manual_seed(0)
+    model = MaskedTransformer(TransformerConfig(codebook_size=16, grid=8, patch=2, width=32, layers=1, heads=2,
+                                                text_width=8)).eval()
+    tokens, text, mask = torch.randint(0, 16, (1, 64)), torch.randn(1, 3, 8), torch.ones(1, 3, dtype=torch.bool)
+    assert model(tokens, text, mask).shape == (1, 64, 16) and model.config.n_positions == 16
+    with pytest.raises(ValueError, match="patch 3 must divide grid 8"):
+        MaskedTransformer(TransformerConfig(grid=8, patch=3))
+
+
 def test_training_prompts():
-    assert training_prompt("star", "red", "sketch", 0.1) == "a red star in pencil sketch style"
-    assert training_prompt("arrow", "red", "flat", 0.9) == "an arrow in flat style"
+    assert training_prompt("a red star in pencil sketch style", "red", 0.1) == "a red star in pencil sketch style"
+    assert training_prompt("a red arrow in flat style", "red", 0.9) == "an arrow in flat style"
+    assert training_prompt("an orange star with a thin outline", "orange", 0.9) == "a star with a thin outline"
+    assert training_prompt("a nice orange letter A", "orange", 0.9) == "a nice letter A"
 
 
 def test_text_encoders(tiny_clip_encoder):
