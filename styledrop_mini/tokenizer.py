@@ -26,8 +26,8 @@ KIND = "tokenizer"
 @dataclass
 class TokenizerConfig:
     image_size: int = 64
-    channels: tuple = (32, 64, 128)  # one entry per 2x downsampling: 64 -> 32 -> 16 -> 8
-    codebook_size: int = 512
+    channels: tuple = (32, 64)  # one entry per 2x downsampling: 64 -> 32 -> 16, a 16x16 token grid
+    codebook_size: int = 1024
     code_dim: int = 32
     commitment: float = 0.25  # beta in the VQ-VAE loss
     ema_decay: float = 0.99

@@ -293,9 +293,9 @@ def seed_everything(seed: int) -> None:
 # ----------------------------------------------------------------------------------------------
 RECIPES = {
     # Sized to train on 2 CPU cores in tens of minutes (see data/checkpoints/README.md for the times).
-    "tokenizer": dict(steps=3000, batch_size=64, lr=2e-3, warmup=100, weight_decay=0.0, bank=30000),
-    "judges": dict(steps=1000, batch_size=128, lr=3e-3, warmup=100, weight_decay=1e-4, bank=30000),
-    "clip": dict(steps=4000, batch_size=128, lr=1e-3, warmup=100, weight_decay=0.1, bank=30000),
+    "tokenizer": dict(steps=5000, batch_size=64, lr=2e-3, warmup=100, weight_decay=0.0, bank=40000),
+    "judges": dict(steps=2500, batch_size=128, lr=3e-3, warmup=100, weight_decay=1e-4, bank=40000),
+    "clip": dict(steps=4000, batch_size=128, lr=1e-3, warmup=100, weight_decay=0.1, bank=40000),
     # The generator never sees the held-out looks: they are what StyleDrop must learn (TRAINING_WORLDS).
     # Precision follows devices.resolve_precision ("auto"): bf16 where it is native, fp32 elsewhere.
     "base": dict(steps=3000, batch_size=128, lr=1.4e-3, warmup=200, weight_decay=0.05, bank=30000, world="seen",
@@ -307,7 +307,7 @@ RECIPES = {
 # and codebook always come from the tokenizer; a 16x16 grid is read as 2x2 patches (64 positions).
 BASE_PRESETS = {
     "tiny": dict(transformer=dict(width=64, layers=2, heads=2), steps=200, batch_size=32, bank=2000),  # tests
-    "cpu": dict(transformer=dict(width=256, layers=4, heads=4)),  # the bundled one: 2 CPU cores
+    "cpu": dict(transformer=dict(width=256, layers=4, heads=4), steps=6000, bank=60000),  # bundled: <= 2.5 h, 2 cores
     "gpu": dict(transformer=dict(width=512, layers=8, heads=8), steps=12000, batch_size=256, bank=200000,
                 lr=1e-3),
 }

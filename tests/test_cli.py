@@ -140,6 +140,8 @@ def fails(argv, capsys, code=2) -> str:
     (["demo", "--device", "tpu"], "unknown device 'tpu'"),
     (["style-tune", "ref.png", "--style", "x", "-o", "a", "--lr", "nan"], "argument --lr: must be a finite number"),
     (["train", "judges", "--steps", "-5"], "argument --steps: must be at least 1, got -5"),
+    (["train", "judges", "--preset", "gpu"], "--preset sizes the base generator only, not 'judges'"),
+    (["train", "base", "--preset", "huge"], "argument --preset: invalid choice: 'huge'"),
     (["feedback", "pool", "a", "-o", "r", "-p", "99"], "argument --prompts/-p: must lie in [1, 16], got 99"),
 ])
 def test_bad_options_are_one_line_before_any_model_loads(argv, message, capsys, no_models):
@@ -257,3 +259,18 @@ def test_ctrl_c_in_tuning_is_one_line_and_writes_nothing(tmp_path, monkeypatch, 
                   "-o", str(tmp_path / "neon"), "--steps", "50"], capsys, code=130)
     assert line == "styledrop-mini: adapter tuning interrupted after step 2 of 50; nothing was saved"
     assert not list(tmp_path.iterdir())
+
+
+def test_the_tiny_base_preset_trains_on_the_bundled_tokens(tmp_path, capsys):
+    from styledrop_mini.transformer import MaskedTransformer
+    from styledrop_mini.tokenizer import VQTokenizer
+
+    out = tmp_path / "base.safetensors"
+    assert main(["train", "base", "--preset", "tiny", "--steps", "3", "--bank-size", "64", "--workers", "0",
+                 "--out", str(out), "--run-dir", str(tmp_path / "run")]) == 0
+    model = MaskedTransformer.load(out)
+    tokens = VQTokenizer.load(CHECKPOINT_DIR / "tokenizer.safetensors").config
+    assert (model.config.width, model.config.layers) == (64, 2)  # training.BASE_PRESETS["tiny"]
+    assert model.config.grid == tokens.grid and model.config.codebook_size == tokens.codebook_size
+    assert model.config.n_positions == 64 and model.info["preset"] == "tiny"
+
