@@ -73,12 +73,15 @@ def checkpoints_option(parser) -> None:
 # Commands
 # ----------------------------------------------------------------------------------------------
 def cmd_world_sheet(args) -> int:
+    from .styles import all_looks
+
     out = check_output(args.out, "image")
     start = time.perf_counter()
     sheet = world.contact_sheet(seed=args.seed, tile=args.tile)
     save_or_rescue(sheet.save, out, "contact sheet")
     print(f"the mini world: {len(world.CONTENTS)} contents, {len(world.COLOURS)} colours, "
-          f"{len(world.STYLES)} styles (held out: {', '.join(world.HELD_OUT_STYLES)})")
+          f"{len(all_looks()):,} looks ({len(world.training_looks()):,} for the base generator), {len(world.STYLES)} "
+          f"named (held out: {', '.join(world.HELD_OUT_STYLES)}; hard: {world.HARD_STYLE})")
     print(f"wrote contact sheet {out.resolve()} ({sheet.width}x{sheet.height} px) "
           f"in {time.perf_counter() - start:.1f} s")
     return 0

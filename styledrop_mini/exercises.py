@@ -135,7 +135,8 @@ def _compression_ratio(answer) -> str:
         raise ExerciseError("count the pixels in bits: 8 bits per channel value")
     if abs(value - 1 / right) < 1e-9:
         raise ExerciseError("you computed tokens / raw; the question asks raw / tokens")
-    raise ExerciseError(f"{value:.3g} is not it; raw bits = 64*64*3*8, token bits = 64 * log2(512)")
+    raise ExerciseError(f"{value:.3g} is not it; raw bits = {cfg.image_size}*{cfg.image_size}*3*8, token bits = "
+                        f"{cfg.grid ** 2} * log2({cfg.codebook_size})")
 
 
 def _random_vectors():

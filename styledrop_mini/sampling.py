@@ -8,7 +8,7 @@ Start from a grid where every token is [MASK]. At each of K steps:
      is still masked after step k. Gumbel noise scaled by `choice_temperature * (1 - k/K)` is added
      to the log-confidences, so early choices explore and late ones are greedy.
 After K steps no token is masked: K forward passes make the whole image, where decoding one token at
-a time would take N = 64.
+a time would take N (256 for the bundled 16x16 grid).
 
 Classifier-free guidance mixes the logits with and without the prompt:
     l = l_uncond + s * (l_cond - l_uncond)     (s = 0: unconditional, s = 1: plain conditional)
