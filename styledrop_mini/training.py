@@ -61,6 +61,19 @@ class ImageBank:
         return ImageBank(torch.cat(images), texts, ids["content_id"], ids["colour_id"], ids["style_id"],
                          {name: ids[key] for name, key in PRIMITIVE_KEYS.items()})
 
+    @torch.no_grad()
+    def with_reconstructions(self, tokenizer, batch_size: int = 500) -> "ImageBank":
+        """This bank twice: the renders, then their tokenizer reconstructions with the same labels (the
+        kind of image a generator makes, which the judges must read as well as a render)."""
+        device = tokenizer.quantizer.codebook.device
+        decoded = [(tokenizer.decode(tokenizer.encode(self.images[i:i + batch_size].to(device).float() / 255.0))
+                    .cpu() * 255 + 0.5).to(torch.uint8)
+                   for i in tqdm(range(0, len(self), batch_size), desc="reconstructing", leave=False)]
+        twice = lambda ids: torch.cat([ids, ids])  # noqa: E731
+        return ImageBank(torch.cat([self.images, *decoded]), self.texts * 2, twice(self.content_ids),
+                         twice(self.colour_ids), twice(self.style_ids),
+                         {name: twice(ids) for name, ids in self.primitive_ids.items()})
+
     def batch(self, index: torch.Tensor, device="cpu") -> dict:
         return {"image": self.images[index].to(device).float() / 255.0,
                 "text": [self.texts[i] for i in index.tolist()], **_label_ids(self, index, device)}
@@ -294,7 +307,7 @@ def seed_everything(seed: int) -> None:
 RECIPES = {
     # Sized to train on 2 CPU cores in tens of minutes (see data/checkpoints/README.md for the times).
     "tokenizer": dict(steps=5000, batch_size=64, lr=2e-3, warmup=100, weight_decay=0.0, bank=40000),
-    "judges": dict(steps=2500, batch_size=128, lr=3e-3, warmup=100, weight_decay=1e-4, bank=40000),
+    "judges": dict(steps=3000, batch_size=128, lr=3e-3, warmup=100, weight_decay=1e-4, bank=40000),
     "clip": dict(steps=4000, batch_size=128, lr=1e-3, warmup=100, weight_decay=0.1, bank=40000),
     # The generator never sees the held-out looks: they are what StyleDrop must learn (TRAINING_WORLDS).
     # Precision follows devices.resolve_precision ("auto"): bf16 where it is native, fp32 elsewhere.
@@ -356,7 +369,7 @@ def build(name: str, preset: str = "cpu"):
 
 
 # Which bundled checkpoints were trained with which: replacing one makes those listed stale.
-TRAINED_WITH = {"base": ("tokenizer", "clip"), "subject_judge": ("tokenizer",)}
+TRAINED_WITH = {"base": ("tokenizer", "clip"), "judges": ("tokenizer",), "subject_judge": ("tokenizer",)}
 
 
 def training_output(name: str, out=None, overwrite: bool = False, run_dir=None) -> Path:
@@ -421,10 +434,12 @@ def train(name: str, out=None, steps=None, batch_size=None, lr=None, bank_size=N
     bank = ImageBank.render(training_world(which, recipe["bank"], seed), workers)
     render_seconds = time.perf_counter() - started
     model, loss_fn = build(name, preset or "cpu")
-    if name == "base":
+    if name in ("base", "judges"):
         from .settings import CHECKPOINT_DIR
         from .tokenizer import VQTokenizer
-        bank = TokenBank.encode(bank, VQTokenizer.load(CHECKPOINT_DIR / "tokenizer.safetensors"))
+        tokenizer = VQTokenizer.load(CHECKPOINT_DIR / "tokenizer.safetensors")
+        # The generator learns the tokenizer's tokens; the judges read renders and their reconstructions.
+        bank = TokenBank.encode(bank, tokenizer) if name == "base" else bank.with_reconstructions(tokenizer)
     n_params = sum(p.numel() for p in model.parameters())
     print(f"{name}: {n_params / 1e6:.2f} M parameters, {len(bank)} training images "
           f"(rendered in {render_seconds:.0f} s), {recipe['steps']} steps of {recipe['batch_size']} on {dev}")
@@ -443,11 +458,11 @@ def train(name: str, out=None, steps=None, batch_size=None, lr=None, bank_size=N
             "seed": seed, "preset": preset,
             "images": len(bank), "parameters": n_params,
             "final": history[-1] if history else {}}
-    if name == "base":  # which tokenizer and text encoder the generator's tokens and features came from
+    if name in TRAINED_WITH:  # which bundled checkpoints its tokens, features or reconstructions came from
         from .checkpoints import fingerprint
         from .settings import CHECKPOINT_DIR
         info.update({f"{part}_fingerprint": fingerprint(CHECKPOINT_DIR / f"{part}.safetensors")
-                     for part in ("tokenizer", "clip")})
+                     for part in TRAINED_WITH[name]})
     out = save_or_rescue(lambda path: model.to("cpu").save(path, info=info, dtype=save_dtype), out, "trained model")
     print(f"wrote {out} ({Path(out).stat().st_size / 2**20:.1f} MB) after {info['wall_seconds']:.0f} s")
     return model, history

@@ -75,7 +75,7 @@ STYLE_LOOKS = {
     "pixel art": Look("cool", "solid", effect="pixelate"),
     "shadow 3d": Look("gradient", "solid", effect="drop shadow"),
     "sketch": Look("paper", "hatching", "jittered"),
-    "blueprint": Look("grid", "solid", "light", palette="light"),
+    "blueprint": Look("grid", "solid", "light", palette="pastel"),
     "watercolor": Look("paper", "wash", effect="bleed"),
     "stained glass": Look("amber", "solid", "thick dark", "cells"),
     "neon": Look("dark", "none", "glow"),
@@ -168,8 +168,7 @@ PHRASES = {  # (primitive, value) -> words; "" says nothing (the usual case need
                 "double": "with a double outline", "jittered": "with sketchy lines", "light": "with a white outline"},
     "effect": {"none": "", "drop shadow": "with a drop shadow", "bleed": "with bleeding edges",
                "pixelate": "pixelated", "cells": "cut into panes", "ripple": "rippled"},
-    "palette": {"as is": "", "pastel": "in pastel colours", "dark": "in dark colours",
-                "saturated": "in vivid colours", "light": "in light colours"},
+    "palette": {"as is": "", "pastel": "in pastel colours", "dark": "in dark colours"},
 }
 # Words a caption may carry that say nothing about the picture: the model must learn to ignore them,
 # so that a descriptor it never saw does not derail the content (with "zorblax" the narrow base's content

@@ -63,6 +63,23 @@ def test_bundled_judges_are_accurate_on_fresh_renders():
     assert untrained["content"] < 0.2
 
 
+def test_the_bundled_style_embedding_follows_the_look_not_the_content():
+    from styledrop_mini.images import pil_to_tensor
+    from styledrop_mini.judges import style_similarity
+
+    judges = Judges.load(CHECKPOINT_DIR / "judges.safetensors")
+    looks, contents = ["neon", "watercolor", "sketch", "pixel art", "stained glass"], ["star", "house", "letter K", "moon"]
+    images = {(s, c): pil_to_tensor(world.render(c, "pink", s, seed=90 + i)) for s in looks for i, c in enumerate(contents)}
+    same_look, same_content = [], []
+    for (s, c), image in images.items():
+        others = torch.stack([images[k] for k in images if k != (s, c)])
+        similarity = style_similarity(judges, others, image)
+        keys = [k for k in images if k != (s, c)]
+        same_look += [v for k, v in zip(keys, similarity.tolist()) if k[0] == s]
+        same_content += [v for k, v in zip(keys, similarity.tolist()) if k[1] == c]
+    assert sum(same_look) / len(same_look) > 0.9 and sum(same_content) / len(same_content) < 0.6
+
+
 def test_subject_examples_are_balanced_labelled_and_reproducible():
     from styledrop_mini.judges import subject_examples
 
