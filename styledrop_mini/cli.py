@@ -190,7 +190,7 @@ def cmd_evaluate(args) -> int:
     bank = metrics.look_test_bank(n=args.n, seed=args.seed, workers=args.workers) if measuring else None
     report = {"test_images": len(bank) if bank else 0, "seed": args.seed}
     judges = None
-    if "judges" in args.models or "tokenizer" in args.models:
+    if "judges" in args.models:  # (then the tokenizer's report also judges its reconstructions)
         from .judges import Judges
         judges = Judges.load(folder / "judges.safetensors", device)
         report["judges"] = metrics.judges_report(judges, bank)
@@ -198,7 +198,8 @@ def cmd_evaluate(args) -> int:
         from .tokenizer import VQTokenizer
         tokenizer = VQTokenizer.load(folder / "tokenizer.safetensors", device)
         report["tokenizer"] = metrics.tokenizer_report(tokenizer, bank, judges)
-        report["tokenizer"]["looks"] = metrics.look_reconstruction_report(tokenizer, seed=args.seed)
+        report["tokenizer"]["looks"] = metrics.look_reconstruction_report(tokenizer, n=args.n, seed=args.seed,
+                                                                          per_style=max(4, args.n // 16))
     if "clip" in args.models:
         from .clip import MiniClip
         report["clip"] = metrics.clip_report(MiniClip.load(folder / "clip.safetensors", device), bank)
