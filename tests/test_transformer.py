@@ -133,7 +133,7 @@ def test_training_prompts():
 
 def test_text_encoders(tiny_clip_encoder):
     feats = tiny_clip_encoder(["a red star", ""])
-    assert feats.tokens.shape == (2, 20, 32) and feats.pooled.shape == (2, 16)
+    assert feats.tokens.shape == (2, 24, 32) and feats.pooled.shape == (2, 16)  # ClipConfig.context_length
     assert feats.mask[0].sum() == 5 and feats.mask[1].sum() == 2  # start, 3 words, end / start, end
     # The seam also fits a transformers text model, built offline from a tiny config.
     from transformers import CLIPTextConfig, CLIPTextModel
@@ -206,6 +206,20 @@ def test_checkpoint_round_trip(tmp_path):
         VQTokenizer.load(path)
 
 
+def test_a_bank_with_reconstructions_holds_each_image_twice_with_its_labels():
+    from styledrop_mini.tokenizer import VQTokenizer
+    from styledrop_mini.training import ImageBank, training_world
+
+    images = ImageBank.render(training_world("all", 4, seed=1), workers=0)
+    tokenizer = VQTokenizer().eval()
+    both = images.with_reconstructions(tokenizer)
+    assert len(both) == 8 and torch.equal(both.images[:4], images.images)
+    decoded = (tokenizer.decode(tokenizer.encode(images.images.float() / 255)) * 255 + 0.5).to(torch.uint8)
+    assert torch.equal(both.images[4:], decoded)
+    batch = both.batch(torch.tensor([1, 5]))
+    assert batch["fill_id"][0] == batch["fill_id"][1] == images.primitive_ids["fill"][1]
+
+
 def test_token_bank_encodes_once_and_serves_batches():
     from styledrop_mini.datasets import MiniWorld
     from styledrop_mini.tokenizer import VQTokenizer
@@ -214,7 +228,7 @@ def test_token_bank_encodes_once_and_serves_batches():
     images = ImageBank.render(MiniWorld(n=6, split="train", styles="seen", seed=0), workers=0)
     tokenizer = VQTokenizer().eval()
     bank = TokenBank.encode(images, tokenizer)
-    assert len(bank) == 6 and bank.tokens.shape == (6, 64)
+    assert len(bank) == 6 and bank.tokens.shape == (6, 256)  # a 16x16 grid
     expected = tokenizer.encode(images.images[:2].float() / 255).flatten(1)
     batch = bank.batch(torch.tensor([0, 1]))
     assert batch["tokens"].dtype == torch.long and torch.equal(batch["tokens"], expected)
