@@ -145,7 +145,7 @@ class LookWorld(Dataset):
         rng = np.random.default_rng([self.seed, index, SPLITS.index(self.split)])
         content = world.CONTENTS[rng.integers(len(world.CONTENTS))]
         colour = list(world.COLOURS)[rng.integers(len(world.COLOURS))]
-        if self.named_share and rng.random() < self.named_share:  # (no draw at 0: same items as before)
+        if self.named_share and rng.random() < self.named_share:  # no draw at share 0: items independent of `named`
             look = world.STYLE_LOOKS[self.named[rng.integers(len(self.named))]]
         else:
             look = self.looks[rng.integers(len(self.looks))]

@@ -286,7 +286,7 @@ def train_subject_judge(tokenizer, n: int = SUBJECT_TRAINING["n"], steps: int = 
     """Train a SubjectJudge on `n` examples and their tokenizer reconstructions. Returns (judge, losses)."""
     from tqdm.auto import tqdm
 
-    from .metrics import reconstruct
+    from .tokenizer import reconstruct
 
     images, labels, _ = subject_examples(n, seed)
     decoded, _ = reconstruct(tokenizer, images)

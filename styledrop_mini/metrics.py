@@ -9,6 +9,7 @@ import torch
 
 from . import world
 from .datasets import MiniWorld
+from .tokenizer import reconstruct  # noqa: F401 (measurements call it as metrics.reconstruct too)
 from .training import ImageBank, training_world
 
 
@@ -25,17 +26,6 @@ def look_test_bank(n: int = 1000, seed: int = 1, workers=None) -> ImageBank:
 
 def _images(bank: ImageBank) -> torch.Tensor:
     return bank.images.float() / 255.0
-
-
-@torch.no_grad()
-def reconstruct(tokenizer, images: torch.Tensor, batch_size: int = 250) -> tuple[torch.Tensor, torch.Tensor]:
-    """(reconstructions, tokens) of images, in batches."""
-    recons, tokens = [], []
-    for i in range(0, len(images), batch_size):
-        t = tokenizer.encode(images[i:i + batch_size])
-        tokens.append(t.cpu())
-        recons.append(tokenizer.decode(t).cpu())
-    return torch.cat(recons), torch.cat(tokens)
 
 
 def judges_report(judges, bank: ImageBank, images: torch.Tensor | None = None) -> dict:

@@ -183,6 +183,17 @@ def tokenizer_loss(model: VQTokenizer, batch: dict):
     return loss, {"psnr": float(-10 * torch.log10(mse.detach())), "codes_used": used}
 
 
+@torch.no_grad()
+def reconstruct(tokenizer: VQTokenizer, images: torch.Tensor, batch_size: int = 250) -> tuple[torch.Tensor, torch.Tensor]:
+    """(reconstructions, tokens) of images (B, 3, H, W) in [0, 1], in batches, on the CPU."""
+    recons, tokens = [], []
+    for i in range(0, len(images), batch_size):
+        t = tokenizer.encode(images[i:i + batch_size])
+        tokens.append(t.cpu())
+        recons.append(tokenizer.decode(t).cpu())
+    return torch.cat(recons), torch.cat(tokens)
+
+
 def psnr(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """Per-image PSNR in dB for images in [0, 1]."""
     mse = (a.float() - b.float()).pow(2).flatten(1).mean(1).clamp_min(1e-10)

@@ -27,6 +27,7 @@ from .datasets import PRIMITIVE_KEYS, LookWorld
 from .devices import autocast, describe, pick_device, resolve_precision
 from .files import check_output, checkpoint_file, save_or_rescue
 from .styles import all_looks
+from .tokenizer import reconstruct
 
 
 # ----------------------------------------------------------------------------------------------
@@ -65,12 +66,10 @@ class ImageBank:
     def with_reconstructions(self, tokenizer, batch_size: int = 500) -> "ImageBank":
         """This bank twice: the renders, then their tokenizer reconstructions with the same labels (the
         kind of image a generator makes, which the judges must read as well as a render)."""
-        device = tokenizer.quantizer.codebook.device
-        decoded = [(tokenizer.decode(tokenizer.encode(self.images[i:i + batch_size].to(device).float() / 255.0))
-                    .cpu() * 255 + 0.5).to(torch.uint8)
-                   for i in tqdm(range(0, len(self), batch_size), desc="reconstructing", leave=False)]
+        decoded, _ = reconstruct(tokenizer, self.images.float() / 255.0, batch_size)
         twice = lambda ids: torch.cat([ids, ids])  # noqa: E731
-        return ImageBank(torch.cat([self.images, *decoded]), self.texts * 2, twice(self.content_ids),
+        return ImageBank(torch.cat([self.images, (decoded * 255 + 0.5).to(torch.uint8)]), self.texts * 2,
+                         twice(self.content_ids),
                          twice(self.colour_ids), twice(self.style_ids),
                          {name: twice(ids) for name, ids in self.primitive_ids.items()})
 
@@ -320,7 +319,7 @@ RECIPES = {
 # and codebook always come from the tokenizer; a 16x16 grid is read as 2x2 patches (64 positions).
 BASE_PRESETS = {
     "tiny": dict(transformer=dict(width=64, layers=2, heads=2), steps=200, batch_size=32, bank=2000),  # tests
-    "cpu": dict(transformer=dict(width=256, layers=4, heads=4), steps=6000, bank=60000),  # bundled: <= 2.5 h, 2 cores
+    "cpu": dict(transformer=dict(width=256, layers=4, heads=4), steps=6000, bank=60000),  # the bundled one
     "gpu": dict(transformer=dict(width=512, layers=8, heads=8), steps=12000, batch_size=256, bank=200000,
                 lr=1e-3),
 }

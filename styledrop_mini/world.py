@@ -177,8 +177,8 @@ FILLERS = ("nice", "simple", "classic", "my favourite", "new", "cool", "plain ol
 NONSENSE = ("blick", "vorn", "tesh", "quillo", "mardle", "snib", "poffer", "grune")
 CAPTION_MIX = {"name": 0.25, "attributes": 0.4, "none": 0.2, "ignorable": 0.15}  # shares of each kind
 # At most three phrases: the longest caption is then 20 BPE tokens ("a purple hexagon with a checkerboard
-# fill on a pale blue background with a thick black outline"); the bundled mini CLIP reads 18, so the one
-# retrained for this world needs a context of at least 24 (ClipConfig.context_length).
+# fill on a pale blue background with a thick black outline"), 22 with start and end: within the mini CLIP's
+# context of 24 (ClipConfig.context_length; tests/test_styles.py measures it).
 MAX_PHRASES = 3
 
 
@@ -425,13 +425,12 @@ def primitive_sheet(content: str = "house", colour: str = "teal", base: Look = L
     """One row per primitive, one column per value: `base` with that one primitive changed."""
     from .images import image_grid
 
-    rows, labels = [], []
+    rows = []
     width = max(len(values) for values in PRIMITIVES.values())
     for name, values in PRIMITIVES.items():
         looks = [Look(**{**base.__dict__, name: value}) for value in values]
         rows.append([render(content, colour, look, seed=seed) for look in looks]
                     + [Image.new("RGB", (IMAGE_SIZE, IMAGE_SIZE), "white")] * (width - len(values)))
-        labels.append(f"{name}: " + ", ".join(values))
-    return image_grid(rows, row_labels=[label.split(":")[0] for label in labels], tile=tile, label_width=90,
+    return image_grid(rows, row_labels=list(PRIMITIVES), tile=tile, label_width=90,
                       title=f"{len(all_looks()):,} looks ({len(training_looks()):,} for training); "
                             f"each row changes one primitive of: {base.words()}")
