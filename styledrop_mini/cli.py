@@ -190,14 +190,15 @@ def cmd_evaluate(args) -> int:
     bank = metrics.look_test_bank(n=args.n, seed=args.seed, workers=args.workers) if measuring else None
     report = {"test_images": len(bank) if bank else 0, "seed": args.seed}
     judges = None
-    if "judges" in args.models:  # (then the tokenizer's report also judges its reconstructions)
-        from .judges import Judges
-        judges = Judges.load(folder / "judges.safetensors", device)
-        report["judges"] = metrics.judges_report(judges, bank)
-    if "tokenizer" in args.models:
+    if "judges" in args.models or "tokenizer" in args.models:
         from .tokenizer import VQTokenizer
         tokenizer = VQTokenizer.load(folder / "tokenizer.safetensors", device)
-        report["tokenizer"] = metrics.tokenizer_report(tokenizer, bank, judges)
+    if "judges" in args.models:
+        from .judges import Judges
+        judges = Judges.load(folder / "judges.safetensors", device)
+        report["judges"] = metrics.judges_on_renders_and_reconstructions(judges, tokenizer, bank)
+    if "tokenizer" in args.models:
+        report["tokenizer"] = metrics.tokenizer_report(tokenizer, bank)
         report["tokenizer"]["looks"] = metrics.look_reconstruction_report(tokenizer, n=args.n, seed=args.seed,
                                                                           per_style=max(4, args.n // 16))
     if "clip" in args.models:

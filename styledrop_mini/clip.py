@@ -37,7 +37,7 @@ class ClipConfig:
     vision: str = "resnet"  # "resnet" or "vit"
     resnet_layers: tuple = (1, 1, 1, 1)
     resnet_width: int = 16
-    patch_size: int = 8  # ViT only: 8x8 patches, the same grid as the tokenizer's
+    patch_size: int = 8  # ViT only: 8x8-pixel patches, the transformer's 8x8 positions
     vision_width: int = 128  # ViT only
     vision_layers: int = 3  # ViT only
     vision_head_width: int = 32  # ViT only

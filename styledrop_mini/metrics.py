@@ -9,7 +9,7 @@ import torch
 
 from . import world
 from .datasets import MiniWorld
-from .tokenizer import reconstruct  # noqa: F401 (measurements call it as metrics.reconstruct too)
+from .tokenizer import reconstruct
 from .training import ImageBank, training_world
 
 
@@ -39,7 +39,14 @@ def judges_report(judges, bank: ImageBank, images: torch.Tensor | None = None) -
     return report
 
 
-def tokenizer_report(tokenizer, bank: ImageBank, judges=None) -> dict:
+def judges_on_renders_and_reconstructions(judges, tokenizer, bank: ImageBank) -> dict:
+    """judges_report on the bank's renders and on their tokenizer reconstructions: the judges will
+    mostly read generated images, which are token decodes, so both must hold."""
+    recons, _ = reconstruct(tokenizer, _images(bank))
+    return {"renders": judges_report(judges, bank), "reconstructions": judges_report(judges, bank, recons)}
+
+
+def tokenizer_report(tokenizer, bank: ImageBank) -> dict:
     from .tokenizer import psnr
 
     images = _images(bank)
@@ -53,9 +60,6 @@ def tokenizer_report(tokenizer, bank: ImageBank, judges=None) -> dict:
         if keep.any():
             per_style[name] = round(float(psnr(recons[keep], images[keep]).mean()), 2)
     report["psnr_by_style"] = per_style
-    if judges is not None:
-        report["judges_on_originals"] = judges_report(judges, bank, images)
-        report["judges_on_reconstructions"] = judges_report(judges, bank, recons)
     return report
 
 

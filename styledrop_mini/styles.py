@@ -201,7 +201,7 @@ def fill(name: str, img, mask: Image.Image, c, rng, u: float, look: Look):
     m = _arr(mask)
     x, y = _grid(S)
     # The pattern fills print on a fixed 8-pixel lattice (at 64 px), like patterned paper the content is
-    # cut from: a patch of texture always looks the same to the tokenizer's 8x8-pixel patches.
+    # cut from: a patch of texture always looks the same to the tokenizer's 4x4-pixel cells.
     if name == "solid":
         alpha = 0.85 if look.background in ("grid", "dark") else 1.0  # a tint on a dark ground, as blueprints do
         return _mix(img, c, alpha * m)

@@ -1,9 +1,10 @@
 """The image tokenizer: a small convolutional VQ autoencoder (encoder E, codebook, decoder D).
 
 Muse never generates pixels: it generates a grid of discrete tokens, and a VQ decoder turns them into
-an image. Here a 64x64 image becomes an 8x8 grid of codes from a codebook of 512:
+an image. Here a 64x64 image becomes a 16x16 grid of codes from a codebook of 1024 (the grid and
+codebook were chosen by measurement: benchmarks/tokenizer_grid.py):
 
-    image (3, 64, 64) --E--> vectors (d, 8, 8) --nearest code--> tokens (8, 8) --D--> image
+    image (3, 64, 64) --E--> vectors (d, 16, 16) --nearest code--> tokens (16, 16) --D--> image
 
 The nearest-code lookup has no gradient, so training uses the straight-through estimator (copy the
 decoder's gradient onto the encoder output), a commitment loss that keeps the encoder close to its

@@ -182,7 +182,7 @@ class TrainSettings:
 
 def attention_kernel(choice: str):
     """The context in which training runs attention: "auto" lets PyTorch pick its SDPA kernel; "math"
-    forces plain batched matmuls + softmax. On the CPU the flash kernel is slow for our 64-token
+    forces plain batched matmuls + softmax. On the CPU the flash kernel is slow for our 64-position
     sequences — its backward took a third of a base-model step — and "math" trains about 1.3x faster
     (python benchmarks/transformer_speed.py measures both)."""
     if choice == "auto":

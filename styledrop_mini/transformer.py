@@ -1,16 +1,17 @@
 """The masked transformer G: Muse's bidirectional generator over a grid of image tokens.
 
-Muse synthesises an image as I = D(S(G, T(t))). Here G sees the 8x8 token grid of an image, some of
-whose tokens are replaced by a [MASK] token, and predicts the codebook logits of every position,
-conditioned on the text features T(t):
+Muse synthesises an image as I = D(S(G, T(t))). Here G sees the 16x16 token grid of an image, some
+of whose tokens are replaced by a [MASK] token, and predicts the codebook logits of every token,
+conditioned on the text features T(t). Each 2x2 block of tokens shares one position (`patch`), so
+attention runs over 8x8 = 64 positions:
 
-    tokens (B, 64) --embed + position--> x (B, 64, d)
+    tokens (B, 256) --embed 2x2 patches + position--> x (B, 64, d)
         --> L x Block: x += SelfAttention(LN x);  [after_attn]
                        x += CrossAttention(LN x, text);  [after_cross]
                        x += MLP(LN x);  [after_mlp]
-        --> LN --> logits (B, 64, codebook)
+        --> LN --> head: 4 tokens' logits per position --> logits (B, 256, codebook)
 
-A finer token grid (16x16 = 256 tokens) carries far more detail, but a transformer's cost grows with
+The 16x16 grid carries far more detail than 8x8 (notebook 01), but a transformer's cost grows with
 its sequence. With `patch` = 2, each position holds a 2x2 patch of tokens, as aMUSEd's U-ViT
 downsamples its token grid before its transformer: the four tokens' embeddings are concatenated into
 one vector of `width`, and the head predicts the four tokens' logits from that position. Attention
@@ -41,7 +42,7 @@ KIND = "transformer"
 @dataclass
 class TransformerConfig:
     codebook_size: int = 512  # the tokenizer's codebook; id `codebook_size` is [MASK]
-    grid: int = 8  # tokens per side: 8x8 = 64 tokens per image
+    grid: int = 8  # tokens per side (the bundled tokenizer's grid is 16: training.build reads it)
     patch: int = 1  # tokens per side of one position: 2 makes a 16x16 grid 64 positions of 2x2 tokens
     width: int = 256
     layers: int = 4

@@ -125,7 +125,7 @@ CAPTION_TEMPLATES = (  # the first one is canonical; the rest are paraphrases
     "a {colour} {content} drawn in {style} style",
 )
 
-IMAGE_SIZE = 64  # 8x downsampling in the tokenizer then gives an 8x8 = 64-token grid
+IMAGE_SIZE = 64  # 4x downsampling in the tokenizer then gives a 16x16 = 256-token grid
 SUPERSAMPLE = 2  # draw at 2x and shrink: anti-aliased edges at little cost
 
 
@@ -355,7 +355,7 @@ def _paint(mask: Image.Image, colour: str, look: Look, rng: np.random.Generator,
 # A subject for DreamBooth: one particular star, which no caption of the world describes
 # ----------------------------------------------------------------------------------------------
 # Every "star" of the world has five points. Our subject is an orange star with SIX points: its
-# identity is in its shape, which the 8x8-token tokenizer keeps. (A first subject carried a face and
+# identity is in its shape, which the tokenizer keeps. (A first subject carried a face and
 # a teal band; the tokenizer reconstructed it as a plain orange star, so no generator built on it
 # could ever draw that identity: notebook 08 shows both.)
 SUBJECT = {"class_noun": "star", "identifier": "sks", "colour": "orange", "points": 6}
