@@ -501,7 +501,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("model", choices=["tokenizer", "clip", "judges", "base"],
                        help="base = the masked transformer (needs the tokenizer and clip checkpoints)")
     train.add_argument("--preset", choices=["tiny", "cpu", "gpu"],
-                       help="size of the base generator: tiny (tests), cpu (the bundled one, the default), gpu")
+                       help="size of the base generator: tiny (tests), cpu (the bundled one), gpu (default: cpu)")
     train.add_argument("--steps", type=POSITIVE, help="optimiser steps (default: the recipe's)")
     train.add_argument("--batch-size", type=POSITIVE, help="images per step (default: the recipe's)")
     train.add_argument("--lr", type=LR, help="peak learning rate (default: the recipe's)")
