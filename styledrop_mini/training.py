@@ -69,8 +69,7 @@ class ImageBank:
         decoded, _ = reconstruct(tokenizer, self.images.float() / 255.0, batch_size)
         twice = lambda ids: torch.cat([ids, ids])  # noqa: E731
         return ImageBank(torch.cat([self.images, (decoded * 255 + 0.5).to(torch.uint8)]), self.texts * 2,
-                         twice(self.content_ids),
-                         twice(self.colour_ids), twice(self.style_ids),
+                         twice(self.content_ids), twice(self.colour_ids), twice(self.style_ids),
                          {name: twice(ids) for name, ids in self.primitive_ids.items()})
 
     def batch(self, index: torch.Tensor, device="cpu") -> dict:
