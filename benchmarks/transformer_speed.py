@@ -60,10 +60,11 @@ def model_flops_per_token(cfg: TransformerConfig, text_len: int) -> float:
     return 6 * params + 3 * attention
 
 
-def text_features(batch: int, length: int, width: int, device) -> TextFeatures:
+def text_features(batch: int, length: int, cfg: TransformerConfig, device) -> TextFeatures:
     mask = torch.ones(batch, length, dtype=torch.bool, device=device)
     mask[:, 12:] = False
-    return TextFeatures(torch.randn(batch, length, width, device=device), mask, torch.randn(batch, width, device=device))
+    pooled = torch.randn(batch, cfg.pooled_width or cfg.text_width, device=device)
+    return TextFeatures(torch.randn(batch, length, cfg.text_width, device=device), mask, pooled)
 
 
 def main():
@@ -99,13 +100,14 @@ def main():
     # --- training: forward + backward + AdamW step on one batch ---
     B = args.batch_size
     tokens = torch.randint(0, cfg.codebook_size, (B, cfg.n_tokens), device=device)
-    text = text_features(B, text_len, cfg.text_width, device)
+    text = text_features(B, text_len, cfg, device)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
     model.train()
 
     def train_step():
         with autocast(device, args.precision):
-            loss, _ = masked_loss(model, tokens, text.tokens, text.mask, random_mask(B, cfg.n_tokens, device=device))
+            loss, _ = masked_loss(model, tokens, text.tokens, text.mask, random_mask(B, cfg.n_tokens, device=device),
+                                  text.pooled)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -124,7 +126,7 @@ def main():
 
     # --- sampling: images/s at K = 8 and 12, with guidance (2 forward passes per step) ---
     S = args.sample_batch
-    cond, uncond = text_features(S, text_len, cfg.text_width, device), text_features(S, text_len, cfg.text_width, device)
+    cond, uncond = text_features(S, text_len, cfg, device), text_features(S, text_len, cfg, device)
     fn = guided_logits(model, cond, uncond, 3.0)
     result["sampling"] = {}
     for steps in (8, 12):

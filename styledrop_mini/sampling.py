@@ -114,14 +114,14 @@ def decode(logits_fn: LogitsFn, seeds: list[int], n_tokens: int, mask_id: int,
 
 def conditional_logits(model, text: TextFeatures) -> LogitsFn:
     """The model's logits with one prompt's features per image."""
-    return lambda tokens: model(tokens, text.tokens, text.mask)
+    return lambda tokens: model(tokens, text.tokens, text.mask, text.pooled)
 
 
 def guided_logits(model, cond: TextFeatures, uncond: TextFeatures, scale: float) -> LogitsFn:
     """Classifier-free guidance: l_u + s (l_c - l_u), with both passes in one batch."""
     def logits_fn(tokens):
         both = model(torch.cat([tokens, tokens]), torch.cat([cond.tokens, uncond.tokens]),
-                     torch.cat([cond.mask, uncond.mask]))
+                     torch.cat([cond.mask, uncond.mask]), torch.cat([cond.pooled, uncond.pooled]))
         l_cond, l_uncond = both.chunk(2)
         return l_uncond + scale * (l_cond - l_uncond)
     return logits_fn
@@ -165,12 +165,13 @@ def adapter_guided_logits(model, cond: TextFeatures, uncond: TextFeatures, lambd
             gates = torch.cat([torch.ones(B), torch.zeros(2 * B)])
             with gate(model, gates):
                 both = model(torch.cat([tokens] * 3), torch.cat([cond.tokens, cond.tokens, uncond.tokens]),
-                             torch.cat([cond.mask, cond.mask, uncond.mask]))
+                             torch.cat([cond.mask, cond.mask, uncond.mask]),
+                             torch.cat([cond.pooled, cond.pooled, uncond.pooled]))
             adapted, g, g_uncond = both.chunk(3)
         else:
-            adapted = model(tokens, cond.tokens, cond.mask)
+            adapted = model(tokens, cond.tokens, cond.mask, cond.pooled)
             g, g_uncond = base(torch.cat([tokens] * 2), torch.cat([cond.tokens, uncond.tokens]),
-                               torch.cat([cond.mask, uncond.mask])).chunk(2)
+                               torch.cat([cond.mask, uncond.mask]), torch.cat([cond.pooled, uncond.pooled])).chunk(2)
         return adapted + lambda_a * (adapted - g) + lambda_b * (g - g_uncond)
     return logits_fn
 

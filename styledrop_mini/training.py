@@ -360,8 +360,10 @@ def build(name: str, preset: str = "cpu"):
         from .tokenizer import VQTokenizer
         text_encoder = ClipTextEncoder(MiniClip.load(CHECKPOINT_DIR / "clip.safetensors"))
         tokens = VQTokenizer.load(CHECKPOINT_DIR / "tokenizer.safetensors").config
+        pooled_width = text_encoder([""]).pooled.shape[-1]  # the prompt vector that modulates every block
         config = TransformerConfig(text_width=text_encoder.width, grid=tokens.grid, patch=max(1, tokens.grid // 8),
-                                   codebook_size=tokens.codebook_size, **BASE_PRESETS[preset]["transformer"])
+                                   codebook_size=tokens.codebook_size, pooled_width=pooled_width,
+                                   **BASE_PRESETS[preset]["transformer"])
         return MaskedTransformer(config), base_loss_fn(text_encoder, config.cond_dropout)
     raise ValueError(f"unknown model {name!r}; choose one of {', '.join(RECIPES)}")
 

@@ -6,10 +6,19 @@ conditioned on the text features T(t). Each 2x2 block of tokens shares one posit
 attention runs over 8x8 = 64 positions:
 
     tokens (B, 256) --embed 2x2 patches + position--> x (B, 64, d)
-        --> L x Block: x += SelfAttention(LN x);  [after_attn]
-                       x += CrossAttention(LN x, text);  [after_cross]
-                       x += MLP(LN x);  [after_mlp]
+        --> L x Block: x += SelfAttention(LN' x);  [after_attn]
+                       x += CrossAttention(LN' x, text);  [after_cross]
+                       x += MLP(LN' x);  [after_mlp]
         --> LN --> head: 4 tokens' logits per position --> logits (B, 256, codebook)
+
+    LN' x = LN(x) * (1 + scale) + shift,   (scale, shift) = Linear(SiLU(pooled prompt embedding))
+
+The text reaches the image twice. Cross-attention lets each position read the prompt's words, as in
+Muse. The pooled embedding (CLIP's one vector per prompt) also sets every LayerNorm's scale and shift,
+as DiT's adaLN and aMUSEd's U-ViT do. Cross-attention alone learnt the look of an image long before
+its content: after 1000 steps, 7 % content at guidance 4, against 27 % with the modulation
+(benchmarks/conditioning_ablation.py). The modulation starts at zero, so an untrained G begins as the
+plain model; `pooled_width = 0` turns it off (the first world's base).
 
 The 16x16 grid carries far more detail than 8x8 (notebook 01), but a transformer's cost grows with
 its sequence. With `patch` = 2, each position holds a 2x2 patch of tokens, as aMUSEd's U-ViT
@@ -50,6 +59,7 @@ class TransformerConfig:
     text_width: int = 128  # width of the text encoder's per-token features
     mlp_ratio: int = 4
     cond_dropout: float = 0.1  # share of training prompts replaced by the empty prompt
+    pooled_width: int = 0  # width of the prompt's pooled embedding that modulates the norms (0: none)
 
     @property
     def mask_id(self) -> int:
@@ -122,10 +132,12 @@ class Block(nn.Module):
         # Where adapters attach: identities in the base model, replaced by adapters.py.
         self.after_attn, self.after_cross, self.after_mlp = nn.Identity(), nn.Identity(), nn.Identity()
 
-    def forward(self, x, text, text_mask):
-        x = self.after_attn(x + self.attn(self.norm_attn(x)))
-        x = self.after_cross(x + self.cross(self.norm_cross(x), text, text_mask))
-        return self.after_mlp(x + self.mlp(self.norm_mlp(x)))
+    def forward(self, x, text, text_mask, modulation=None):
+        """modulation: six (B, 1, width) tensors, scale and shift of each of the three norms; or None."""
+        m = modulation if modulation is not None else (0,) * 6
+        x = self.after_attn(x + self.attn(self.norm_attn(x) * (1 + m[0]) + m[1]))
+        x = self.after_cross(x + self.cross(self.norm_cross(x) * (1 + m[2]) + m[3], text, text_mask))
+        return self.after_mlp(x + self.mlp(self.norm_mlp(x) * (1 + m[4]) + m[5]))
 
 
 class MaskedTransformer(nn.Module):
@@ -147,6 +159,14 @@ class MaskedTransformer(nn.Module):
         self.head = nn.Linear(cfg.width, per_patch * cfg.codebook_size)  # never predicts [MASK]
         self.apply(self._init)
         nn.init.normal_(self.position_embedding, std=0.02)
+        # Six vectors per block (scale and shift of its three norms) from the pooled prompt embedding,
+        # zero at the start: the untrained model is the plain one (made last, so the other weights
+        # start as they do without it).
+        self.modulation = None
+        if cfg.pooled_width:
+            self.modulation = nn.Sequential(nn.SiLU(), nn.Linear(cfg.pooled_width, cfg.layers * 6 * cfg.width))
+            nn.init.zeros_(self.modulation[1].weight)
+            nn.init.zeros_(self.modulation[1].bias)
 
     @staticmethod
     def _init(module):
@@ -155,18 +175,24 @@ class MaskedTransformer(nn.Module):
             if getattr(module, "bias", None) is not None:
                 nn.init.zeros_(module.bias)
 
-    def forward(self, tokens: torch.Tensor, text: torch.Tensor, text_mask: torch.Tensor) -> torch.Tensor:
+    def forward(self, tokens: torch.Tensor, text: torch.Tensor, text_mask: torch.Tensor,
+                pooled: torch.Tensor | None = None) -> torch.Tensor:
         """tokens (B, N) with [MASK] where unknown; text (B, T, text_width); text_mask (B, T) bool
-        (True = a real token) -> logits (B, N, codebook_size)."""
+        (True = a real token); pooled (B, pooled_width), when the config has one -> logits (B, N, codebook_size)."""
         cfg = self.config
         if tokens.ndim != 2 or tokens.shape[1] != cfg.n_tokens:
             raise ValueError(f"expected tokens of shape (B, {cfg.n_tokens}), got {tuple(tokens.shape)}")
+        if cfg.pooled_width and (pooled is None or pooled.shape[-1] != cfg.pooled_width):
+            got = "none" if pooled is None else f"width {pooled.shape[-1]}"
+            raise ValueError(f"this transformer needs the prompt's pooled embedding (width {cfg.pooled_width}), got {got}")
         B, g, p = len(tokens), cfg.grid, cfg.patch
         x = self.token_embedding(to_patches(tokens, g, p)).flatten(2)  # (B, P, p*p, width/p^2) -> (B, P, width)
         x = x + self.position_embedding
         text = self.text_norm(text)
-        for block in self.blocks:
-            x = block(x, text, text_mask)
+        # (B, layers, 6, 1, width): per block, scale and shift of its three norms, the same at every position
+        mods = self.modulation(pooled).view(B, cfg.layers, 6, 1, cfg.width) if self.modulation is not None else None
+        for i, block in enumerate(self.blocks):
+            x = block(x, text, text_mask, None if mods is None else mods[:, i].unbind(1))
         logits = self.head(self.norm(x)).view(B, -1, p * p, cfg.codebook_size)  # (B, P, p*p, K)
         return from_patches(logits, g, p)  # (B, N, K)
 
@@ -209,10 +235,10 @@ def random_mask(batch: int, n_tokens: int, generator: torch.Generator | None = N
 
 
 def masked_loss(model: MaskedTransformer, tokens: torch.Tensor, text: torch.Tensor, text_mask: torch.Tensor,
-                mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+                mask: torch.Tensor, pooled: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Cross-entropy on the masked positions only. Returns (loss, logits)."""
     inputs = tokens.masked_fill(mask, model.config.mask_id)
-    logits = model(inputs, text, text_mask)
+    logits = model(inputs, text, text_mask, pooled)
     return F.cross_entropy(logits[mask].float(), tokens[mask]), logits
 
 
@@ -243,7 +269,7 @@ def base_loss_fn(text_encoder, cond_dropout: float = 0.1):
                    for caption, k, u, d in zip(batch["text"], batch["colour_id"].tolist(), choice, drop)]
         text = text_encoder(prompts).to(device)
         mask = random_mask(B, model.config.n_tokens, device=device)
-        loss, logits = masked_loss(model, tokens, text.tokens, text.mask, mask)
+        loss, logits = masked_loss(model, tokens, text.tokens, text.mask, mask, text.pooled)
         acc = (logits[mask].argmax(-1) == tokens[mask]).float().mean()
         return loss, {"masked_acc": float(acc)}
 
@@ -263,7 +289,7 @@ def prompt_loss_fn(text_encoder):
             cache.update({p: feats[i:i + 1] for i, p in enumerate(missing)})
         text = TextFeatures.cat([cache[p] for p in batch["text"]]).to(tokens.device)
         mask = random_mask(len(tokens), model.config.n_tokens, device=tokens.device)
-        loss, logits = masked_loss(model, tokens, text.tokens, text.mask, mask)
+        loss, logits = masked_loss(model, tokens, text.tokens, text.mask, mask, text.pooled)
         return loss, {"masked_acc": float((logits[mask].argmax(-1) == tokens[mask]).float().mean())}
 
     return loss_fn

@@ -46,25 +46,29 @@ def test_the_default_adapter_is_under_one_percent_of_the_bundled_size_model():
     assert n_adapter / n_base < 0.01, (n_adapter, n_base)
 
 
-def test_gate_switches_adapters_per_example_and_adapter_guidance_reduces_to_cfg():
+@pytest.mark.parametrize("pooled_width", [0, 8])  # 8: the prompt's pooled embedding modulates the norms
+def test_gate_switches_adapters_per_example_and_adapter_guidance_reduces_to_cfg(pooled_width):
     torch.manual_seed(0)
-    model = MaskedTransformer(CFG).eval()
-    base_copy = MaskedTransformer(CFG).eval()
+    cfg = TransformerConfig(**{**CFG.__dict__, "pooled_width": pooled_width})
+    model = MaskedTransformer(cfg).eval()
+    if pooled_width:  # as if trained: the pooled embedding changes the logits
+        torch.nn.init.normal_(model.modulation[1].weight, std=0.3)
+    base_copy = MaskedTransformer(cfg).eval()
     base_copy.load_state_dict(model.state_dict())
     attach(model, AdapterConfig(d_prj=2))
     for m in adapters.adapters_of(model):  # make the adapters do something
         torch.nn.init.normal_(m.up.weight, std=0.5)
     t, u, tokens = text(seed=1), text(seed=2), inputs()
     with torch.no_grad():
-        adapted = model(tokens, t.tokens, t.mask)
-        base = base_copy(tokens, t.tokens, t.mask)
+        adapted = model(tokens, t.tokens, t.mask, t.pooled)
+        base = base_copy(tokens, t.tokens, t.mask, t.pooled)
         assert not torch.allclose(adapted, base, atol=1e-4)
         with gate(model, torch.tensor([1.0, 0.0])):
-            mixed = model(tokens, t.tokens, t.mask)
+            mixed = model(tokens, t.tokens, t.mask, t.pooled)
         assert torch.allclose(mixed[0], adapted[0], atol=1e-5) and torch.allclose(mixed[1], base[1], atol=1e-5)
         # Eq. 4 with lambda_A = 0 is the adapted logits plus the base model's guidance term
         got = adapter_guided_logits(model, t, u, 0.0, 2.0)(tokens)
-        base_u = base_copy(tokens, u.tokens, u.mask)
+        base_u = base_copy(tokens, u.tokens, u.mask, u.pooled)
         assert torch.allclose(got, adapted + 2.0 * (base - base_u), atol=1e-4)
         full = adapter_guided_logits(model, t, u, 1.5, 2.0)(tokens)
         assert torch.allclose(full, adapted + 1.5 * (adapted - base) + 2.0 * (base - base_u), atol=1e-4)

@@ -50,6 +50,25 @@ def test_padding_in_the_prompt_is_ignored():
     assert not torch.allclose(model(tokens, text.tokens, text.mask), model(tokens, changed, text.mask), atol=1e-4)
 
 
+def test_pooled_prompt_modulates_the_norms_from_zero():
+    """The pooled embedding sets every norm's scale and shift (adaLN): zero at the start, so the
+    untrained model equals the plain one; trained, it changes the logits; missing, a clear error."""
+    torch.manual_seed(0)
+    modulated = MaskedTransformer(TransformerConfig(**{**TINY.__dict__, "pooled_width": 8})).eval()
+    plain = MaskedTransformer(TINY).eval()
+    plain.load_state_dict({k: v for k, v in modulated.state_dict().items() if not k.startswith("modulation.")})
+    text, tokens = tiny_text(), torch.randint(0, 17, (2, 16))
+    assert torch.equal(modulated(tokens, text.tokens, text.mask, text.pooled), plain(tokens, text.tokens, text.mask))
+    torch.nn.init.normal_(modulated.modulation[1].weight, std=0.5)  # as if trained
+    other = text.pooled.flip(0)
+    assert not torch.allclose(modulated(tokens, text.tokens, text.mask, text.pooled),
+                              modulated(tokens, text.tokens, text.mask, other), atol=1e-4)
+    with pytest.raises(ValueError, match=r"pooled embedding \(width 8\), got none"):
+        modulated(tokens, text.tokens, text.mask)
+    with pytest.raises(ValueError, match="got width 3"):
+        modulated(tokens, text.tokens, text.mask, torch.zeros(2, 3))
+
+
 def test_blocks_have_named_adapter_places_that_are_identities():
     block = MaskedTransformer(TINY).blocks[0]
     assert Block.ADAPTER_PLACES == ("after_attn", "after_cross", "after_mlp")
