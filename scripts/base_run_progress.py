@@ -4,6 +4,7 @@ goes on. Nothing in data/checkpoints changes.
 
     python scripts/base_run_progress.py runs/base            # the run dir given to `train base --run-dir`
     python scripts/base_run_progress.py /tmp/runs/base -n 96 --out /tmp/base_at_step.safetensors
+    python scripts/base_run_progress.py runs/base --guidance 2 4   # one line per guidance scale
 """
 import argparse
 import tempfile
@@ -15,6 +16,7 @@ from styledrop_mini.checkpoints import fingerprint, read_checkpoint
 from styledrop_mini.judges import Judges
 from styledrop_mini.metrics import test_bank
 from styledrop_mini.pipeline import MusePipeline
+from styledrop_mini.sampling import SamplerSettings
 from styledrop_mini.settings import CHECKPOINT_DIR
 from styledrop_mini.training import build
 
@@ -33,6 +35,8 @@ def main():
     parser.add_argument("run_dir", type=Path, help="the --run-dir of a `styledrop-mini train base` run")
     parser.add_argument("-n", type=int, default=36, help="fresh seen-style prompts to judge (default: 36)")
     parser.add_argument("--out", type=Path, help="also keep the model as a checkpoint here (default: not kept)")
+    parser.add_argument("--guidance", type=float, nargs="+", default=[SamplerSettings.guidance],
+                        help=f"classifier-free guidance scales to sample at (default: {SamplerSettings.guidance:g})")
     args = parser.parse_args()
     if not (args.run_dir / "state.safetensors").exists():
         parser.error(f"{args.run_dir} holds no state.safetensors: give the --run-dir of a base run")
@@ -51,10 +55,11 @@ def main():
         pipe = MusePipeline.load(folder)
         judges = Judges.load(CHECKPOINT_DIR / "judges.safetensors")
         seen = test_bank(args.n, seed=5, styles="seen", workers=0)
-        images = pipe.generate(seen.texts, seed=0, progress=False)
-    accuracy = judges.accuracy(images, content=seen.content_ids, colour=seen.colour_ids, style=seen.style_ids)
-    print(f"step {step} of {steps} ({preset}): on {args.n} seen-style prompts, judged "
-          + ", ".join(f"{k} {v:.0%} ± {(v * (1 - v) / args.n) ** 0.5:.0%}" for k, v in accuracy.items()))
+        for guidance in args.guidance:
+            images = pipe.generate(seen.texts, seed=0, progress=False, settings=SamplerSettings(guidance=guidance))
+            accuracy = judges.accuracy(images, content=seen.content_ids, colour=seen.colour_ids, style=seen.style_ids)
+            print(f"step {step} of {steps} ({preset}), guidance {guidance:g}: on {args.n} seen-style prompts, judged "
+                  + ", ".join(f"{k} {v:.0%} ± {(v * (1 - v) / args.n) ** 0.5:.0%}" for k, v in accuracy.items()))
 
 
 if __name__ == "__main__":
