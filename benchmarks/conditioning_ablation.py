@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from styledrop_mini.clip import MiniClip
+from styledrop_mini.diagnostics import rate
 from styledrop_mini.judges import Judges
 from styledrop_mini.metrics import test_bank
 from styledrop_mini.sampling import SamplerSettings, decode, guided_logits
@@ -34,10 +35,6 @@ from styledrop_mini.training import (BASE_PRESETS, RECIPES, ImageBank, TokenBank
 from styledrop_mini.transformer import MaskedTransformer, TransformerConfig, base_loss_fn
 
 VARIANTS = ("adaln", "plain")
-
-
-def with_error(judged: dict, n: int) -> dict:
-    return {k: {"rate": round(v, 4), "se": round((v * (1 - v) / n) ** 0.5, 4)} for k, v in judged.items()}
 
 
 def main():
@@ -62,8 +59,8 @@ def main():
 
     def judge(tokens):
         images = tokenizer.decode(tokens.view(len(tokens), tokenizer.config.grid, tokenizer.config.grid))
-        return with_error(judges.accuracy(images, content=seen.content_ids, colour=seen.colour_ids,
-                                          style=seen.style_ids), args.n)
+        judged = judges.accuracy(images, content=seen.content_ids, colour=seen.colour_ids, style=seen.style_ids)
+        return {k: rate(v, args.n) for k, v in judged.items()}
 
     report = {"command": f"python benchmarks/conditioning_ablation.py --steps {args.steps} --bank {args.bank} -n {args.n}",
               "steps": args.steps, "bank": args.bank, "prompts": args.n, "variants": {}}
@@ -86,7 +83,7 @@ def main():
             l_uncond = model(hidden, uncond.tokens, uncond.mask, uncond.pooled)
             row["full_mask_nats"] = {name: round(F.cross_entropy(l.flatten(0, 1), real.flatten()).item(), 3)
                                      for name, l in (("with prompt", l_cond), ("empty prompt", l_uncond))}
-            row["one_shot_argmax_g2"] = judge((l_uncond + 2 * (l_cond - l_uncond)).argmax(-1))
+            row["one_shot_argmax_g2"] = judge(guided_logits(model, cond, uncond, 2.0)(hidden).argmax(-1))
             for scale in (2.0, 4.0):
                 fn = guided_logits(model, cond, uncond, scale)
                 tokens = decode(fn, list(range(args.n)), config.n_tokens, config.mask_id, SamplerSettings(guidance=scale))
