@@ -186,10 +186,12 @@ def tokenizer_loss(model: VQTokenizer, batch: dict):
 
 @torch.no_grad()
 def reconstruct(tokenizer: VQTokenizer, images: torch.Tensor, batch_size: int = 250) -> tuple[torch.Tensor, torch.Tensor]:
-    """(reconstructions, tokens) of images (B, 3, H, W) in [0, 1], in batches, on the CPU."""
+    """(reconstructions, tokens) of images (B, 3, H, W) in [0, 1], in batches on the tokenizer's
+    device, returned on the CPU."""
+    device = tokenizer.quantizer.codebook.device
     recons, tokens = [], []
     for i in range(0, len(images), batch_size):
-        t = tokenizer.encode(images[i:i + batch_size])
+        t = tokenizer.encode(images[i:i + batch_size].to(device))
         tokens.append(t.cpu())
         recons.append(tokenizer.decode(t).cpu())
     return torch.cat(recons), torch.cat(tokens)

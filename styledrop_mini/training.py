@@ -437,7 +437,7 @@ def train(name: str, out=None, steps=None, batch_size=None, lr=None, bank_size=N
     if name in ("base", "judges"):
         from .settings import CHECKPOINT_DIR
         from .tokenizer import VQTokenizer
-        tokenizer = VQTokenizer.load(CHECKPOINT_DIR / "tokenizer.safetensors")
+        tokenizer = VQTokenizer.load(CHECKPOINT_DIR / "tokenizer.safetensors", dev)
         # The generator learns the tokenizer's tokens; the judges read renders and their reconstructions.
         bank = TokenBank.encode(bank, tokenizer) if name == "base" else bank.with_reconstructions(tokenizer)
     n_params = sum(p.numel() for p in model.parameters())

@@ -267,6 +267,7 @@ def base_loss_fn(text_encoder, cond_dropout: float = 0.1):
         choice, drop = torch.rand(B).tolist(), (torch.rand(B) < cond_dropout).tolist()
         prompts = ["" if d else training_prompt(caption, colours[k], u)
                    for caption, k, u, d in zip(batch["text"], batch["colour_id"].tolist(), choice, drop)]
+        text_encoder.to(device)  # the frozen text tower runs where the model trains (a no-op after the first step)
         text = text_encoder(prompts).to(device)
         mask = random_mask(B, model.config.n_tokens, device=device)
         loss, logits = masked_loss(model, tokens, text.tokens, text.mask, mask, text.pooled)
