@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn as nn
+from open_clip.transformer import text_global_pool
 
 
 @dataclass
@@ -61,7 +62,12 @@ class ClipTextEncoder(nn.Module):
         m = self.model
         x = m.token_embedding(ids) + m.positional_embedding
         x = m.ln_final(m.transformer(x, attn_mask=m.attn_mask))
-        pooled = m.encode_text(ids)  # the CLIP text embedding (pooled at the end token, projected)
+        # The CLIP text embedding, pooled and projected as open_clip's encode_text does, from the same pass
+        # (calling encode_text would run the tower twice); tests assert it equals encode_text.
+        pooled = text_global_pool(x, ids, m.text_pool_type, eos_token_id=getattr(m, "text_eos_id", None))
+        projection = m.text_projection
+        if projection is not None:
+            pooled = projection(pooled) if isinstance(projection, nn.Linear) else pooled @ projection
         return TextFeatures(x.float(), ids != 0, pooled.float())  # open_clip pads with id 0
 
 

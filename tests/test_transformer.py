@@ -153,6 +153,9 @@ def test_training_prompts():
 def test_text_encoders(tiny_clip_encoder):
     feats = tiny_clip_encoder(["a red star", ""])
     assert feats.tokens.shape == (2, 24, 32) and feats.pooled.shape == (2, 16)  # ClipConfig.context_length
+    with torch.no_grad():  # one pass gives both; the pooled one is open_clip's own text embedding
+        ids = tiny_clip_encoder.clip.token_ids(["a red star", ""])
+        assert torch.allclose(feats.pooled, tiny_clip_encoder.model.encode_text(ids), atol=1e-6)
     assert feats.mask[0].sum() == 5 and feats.mask[1].sum() == 2  # start, 3 words, end / start, end
     # The seam also fits a transformers text model, built offline from a tiny config.
     from transformers import CLIPTextConfig, CLIPTextModel
