@@ -21,7 +21,8 @@ from styledrop_mini import world
 from styledrop_mini.clip import ClipConfig, MiniClip, clip_loss_fn, content_prompt
 from styledrop_mini.datasets import MiniWorld
 from styledrop_mini.metrics import test_bank
-from styledrop_mini.training import ImageBank, TrainSettings, fit
+from styledrop_mini.datasets import ImageBank
+from styledrop_mini.training import TrainSettings, fit
 
 TOWERS = {"vit": ClipConfig(vision="vit"), "resnet16": ClipConfig(resnet_width=16),
           "resnet32": ClipConfig(resnet_width=32)}

@@ -23,6 +23,7 @@ from styledrop_mini import adapters, dreambooth, prompts, world
 from styledrop_mini.datasets import style_references
 from styledrop_mini.judges import Judges, SubjectJudge
 from styledrop_mini.pipeline import MusePipeline
+from styledrop_mini.sampling import GUIDANCE
 
 GAMMAS = (0.0, 0.2, 0.4, 0.5, 0.6, 0.8, 1.0)
 
@@ -54,7 +55,7 @@ def main():
 
     drift = {}
     for name, model in (("base", None), *content.items()):
-        make = None if model is None else pipe.adapter_guided(model, *adapters.GUIDANCE)
+        make = None if model is None else pipe.adapter_guided(model, GUIDANCE)
         for p in (plain, prompt):
             drawn = pipe.generate([p] * args.n_drift, seed=args.seed, logits_fn_for=make, progress=False)
             drift[f"{name}: {p}"] = {"subject": subject_judge.fidelity(drawn),

@@ -20,6 +20,7 @@ import argparse
 import json
 import shutil
 import statistics
+from dataclasses import asdict
 from pathlib import Path
 
 import torch
@@ -29,6 +30,7 @@ from styledrop_mini.clip import MiniClip
 from styledrop_mini.datasets import style_references
 from styledrop_mini.judges import Judges
 from styledrop_mini.pipeline import MusePipeline
+from styledrop_mini.sampling import GUIDANCE, AdapterGuidance
 
 
 def main():
@@ -63,7 +65,7 @@ def main():
                 models[f"R2 {name}"] = feedback.train_round(pipe, run, name, reference=ref["image"])[0]
         test_images = len(metrics.style_eval_contents()) * args.seeds
         for lambda_a in args.lambda_a:
-            guidance = (lambda_a, adapters.GUIDANCE[1])
+            guidance = AdapterGuidance(lambda_a, GUIDANCE.lambda_b)
             for name, report in feedback.compare(pipe, judges, clip, ref, models, seeds=args.seeds, seed=1000,
                                                  guidance=guidance).items():
                 selected = selections.get(name.removeprefix("R2 "), [])
@@ -75,7 +77,7 @@ def main():
                       f"CLIP style {report['clip_style']:.3f}", flush=True)
     out = Path("benchmarks/results/feedback_sweep.json")
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"tuning": adapters.TUNING, "guidance": adapters.GUIDANCE, "results": results}, indent=1))
+    out.write_text(json.dumps({"tuning": adapters.TUNING, "guidance": asdict(GUIDANCE), "results": results}, indent=1))
     print(f"wrote {out}")
 
 

@@ -34,7 +34,8 @@ def main():
     out = Path("benchmarks/results/sampler_sweep.json")
     results = json.loads(out.read_text()) if out.exists() else []
     for guidance, temperature, choice in itertools.product(args.guidance, args.temperature, args.choice):
-        settings = SamplerSettings(steps=12, temperature=temperature, choice_temperature=choice, guidance=guidance)
+        settings = SamplerSettings(steps=12, temperature=temperature, choice_temperature=choice,
+                                   guidance_scale=guidance)
         r = generator_report(pipe, judges, clip, n=args.prompts, seed=args.seed, styles="seen", settings=settings)
         row = {"guidance": guidance, "temperature": temperature, "choice_temperature": choice, **r["judges"],
                "clip_text_ratio": round(r["clip_text_score_ratio"], 4)}

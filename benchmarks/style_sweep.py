@@ -1,4 +1,4 @@
-"""Sweeps behind StyleDrop's defaults (adapters.TUNING and adapters.GUIDANCE), on the held-out styles.
+"""Sweeps behind StyleDrop's defaults (adapters.TUNING and sampling.GUIDANCE), on the held-out styles.
 
     python benchmarks/style_sweep.py tuning      # steps x learning rate, d_prj 4
     python benchmarks/style_sweep.py guidance    # lambda_A x lambda_B at the default tuning
@@ -15,6 +15,7 @@ import argparse
 import itertools
 import json
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 import torch
@@ -24,6 +25,7 @@ from styledrop_mini.datasets import style_references
 from styledrop_mini.clip import MiniClip
 from styledrop_mini.judges import Judges
 from styledrop_mini.pipeline import MusePipeline
+from styledrop_mini.sampling import GUIDANCE
 
 
 def evaluate(pipe, judges, clip, ref, model, seeds, lambdas):
@@ -53,7 +55,7 @@ def main():
         if args.what == "tuning":
             for steps, lr in itertools.product((100, 300, 600), (3e-4, 1e-3, 3e-3)):
                 model, seconds = tuned(ref, steps=steps, lr=lr)
-                r = evaluate(pipe, judges, clip, ref, model, args.seeds, adapters.GUIDANCE)
+                r = evaluate(pipe, judges, clip, ref, model, args.seeds, GUIDANCE)
                 results.append({"style": style, "steps": steps, "lr": lr, "tune_seconds": round(seconds, 1), **r})
                 print(results[-1], flush=True)
         elif args.what == "guidance":
@@ -69,7 +71,7 @@ def main():
                                  ("d_prj 32", adapters.AdapterConfig(d_prj=32)),
                                  ("LoRA rank 4", adapters.AdapterConfig(kind="lora"))):
                 model, seconds = tuned(ref, config=config)
-                r = evaluate(pipe, judges, clip, ref, model, args.seeds, adapters.GUIDANCE)
+                r = evaluate(pipe, judges, clip, ref, model, args.seeds, GUIDANCE)
                 results.append({"style": style, "adapter": name, "parameters": adapters.count(model)[0],
                                 "tune_seconds": round(seconds, 1), **r})
                 print(results[-1], flush=True)
@@ -77,13 +79,13 @@ def main():
             model, seconds = tuned(ref)
             n_adapter, n_base = adapters.count(model)
             for name, m in (("StyleDrop", model), ("base model", None)):
-                r = evaluate(pipe, judges, clip, ref, m, 4, adapters.GUIDANCE)
+                r = evaluate(pipe, judges, clip, ref, m, 4, GUIDANCE)
                 results.append({"style": style, "model": name, "tune_seconds": round(seconds, 1),
                                 "adapter_parameters": n_adapter, "base_parameters": n_base, **r})
                 print(results[-1], flush=True)
     out = Path(f"benchmarks/results/style_sweep_{args.what}.json")
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"tuning": adapters.TUNING, "guidance": adapters.GUIDANCE, "results": results}, indent=1))
+    out.write_text(json.dumps({"tuning": adapters.TUNING, "guidance": asdict(GUIDANCE), "results": results}, indent=1))
     print(f"wrote {out}")
 
 

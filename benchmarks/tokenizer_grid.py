@@ -21,7 +21,9 @@ import torch
 from styledrop_mini.datasets import LookWorld
 from styledrop_mini.metrics import look_reconstruction_report
 from styledrop_mini.tokenizer import TokenizerConfig, VQTokenizer, tokenizer_loss
-from styledrop_mini.training import RECIPES, ImageBank, TrainSettings, fit
+from styledrop_mini.datasets import ImageBank
+from styledrop_mini.recipes import RECIPES
+from styledrop_mini.training import TrainSettings, fit
 
 CANDIDATES = {
     "8x8x512": TokenizerConfig(),  # the bundled one's shape: 64 tokens for the transformer

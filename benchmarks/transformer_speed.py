@@ -25,7 +25,8 @@ from styledrop_mini.sampling import SamplerSettings, decode, decode_one_at_a_tim
 from styledrop_mini.settings import CHECKPOINT_DIR
 from styledrop_mini.text_encoder import TextFeatures
 from styledrop_mini.devices import autocast, pick_device, resolve_precision
-from styledrop_mini.training import RECIPES, attention_kernel
+from styledrop_mini.recipes import RECIPES
+from styledrop_mini.training import attention_kernel
 from styledrop_mini.transformer import MaskedTransformer, TransformerConfig, masked_loss, random_mask
 
 

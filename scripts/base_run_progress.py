@@ -18,7 +18,7 @@ from styledrop_mini.metrics import test_bank
 from styledrop_mini.pipeline import MusePipeline
 from styledrop_mini.sampling import SamplerSettings
 from styledrop_mini.settings import CHECKPOINT_DIR
-from styledrop_mini.training import build
+from styledrop_mini.recipes import build
 
 
 def model_from_run(run_dir: Path):
@@ -35,8 +35,8 @@ def main():
     parser.add_argument("run_dir", type=Path, help="the --run-dir of a `styledrop-mini train base` run")
     parser.add_argument("-n", type=int, default=36, help="fresh seen-style prompts to judge (default: 36)")
     parser.add_argument("--out", type=Path, help="also keep the model as a checkpoint here (default: not kept)")
-    parser.add_argument("--guidance", type=float, nargs="+", default=[SamplerSettings.guidance],
-                        help=f"classifier-free guidance scales to sample at (default: {SamplerSettings.guidance:g})")
+    parser.add_argument("--guidance", type=float, nargs="+", default=[SamplerSettings.guidance_scale],
+                        help=f"classifier-free guidance scales to sample at (default: {SamplerSettings.guidance_scale:g})")
     args = parser.parse_args()
     if not (args.run_dir / "state.safetensors").exists():
         parser.error(f"{args.run_dir} holds no state.safetensors: give the --run-dir of a base run")
@@ -56,7 +56,7 @@ def main():
         judges = Judges.load(CHECKPOINT_DIR / "judges.safetensors")
         seen = test_bank(args.n, seed=5, styles="seen", workers=0)
         for guidance in args.guidance:
-            images = pipe.generate(seen.texts, seed=0, progress=False, settings=SamplerSettings(guidance=guidance))
+            images = pipe.generate(seen.texts, seed=0, progress=False, settings=SamplerSettings(guidance_scale=guidance))
             accuracy = judges.accuracy(images, content=seen.content_ids, colour=seen.colour_ids, style=seen.style_ids)
             print(f"step {step} of {steps} ({preset}), guidance {guidance:g}: on {args.n} seen-style prompts, judged "
                   + ", ".join(f"{k} {v:.0%} ± {(v * (1 - v) / args.n) ** 0.5:.0%}" for k, v in accuracy.items()))

@@ -17,16 +17,23 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import dataclasses
 import math
+import time
 import warnings
 from dataclasses import asdict, dataclass
+from typing import Callable
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .checkpoints import (CheckpointError, check_tensors, config_from_dict, find_checkpoint, fingerprint, read_checkpoint,
-                          save_checkpoint)
+from .checkpoints import (CheckpointError, check_tensors, config_from_dict, find_checkpoint, fingerprint,
+                          read_checkpoint, save_checkpoint)
+from . import prompts
+from .datasets import StyleReference, TokenBank
+from .training import TrainSettings, fit
+from .transformer import prompt_loss_fn
 
 KIND = "adapter"
 
@@ -34,7 +41,6 @@ KIND = "adapter"
 # benchmarks/results/): with the bundled base model, lr 1e-3 for 300 steps learns more style than 3e-4
 # at the same content; lambda_B keeps content, lambda_A strengthens style. Content still suffers (issue 5).
 TUNING = dict(steps=300, batch_size=8, lr=1e-3)
-GUIDANCE = (1.0, 3.0)  # (lambda_A, lambda_B)
 
 
 @dataclass
@@ -100,7 +106,7 @@ def attach(model, config: AdapterConfig) -> list[nn.Parameter]:
     """Freeze `model` and put adapters into it; returns the adapters' (trainable) parameters.
     (kind "full" attaches nothing and leaves every weight trainable.)"""
     config.check()
-    if adapters_of(model) or hasattr(model, "adapter_config"):
+    if adapters_of(model) or model.adapter_config is not None:
         raise ValueError("this model already has adapters; load a fresh base model to attach new ones")
     model.requires_grad_(config.kind == "full")
     model.adapter_config = config
@@ -218,8 +224,6 @@ def tune(pipe, images: torch.Tensor, prompts: list[str], config: AdapterConfig |
     with the base model frozen. Returns (adapted copy of the base model, training history).
     `loss_fn(model, batch)` replaces the masked-token loss (DreamBooth adds a prior term to it).
     `precision` "auto" is bf16 only where it is native (devices.py); Ctrl-C raises training.TrainingInterrupted."""
-    from .training import TokenBank, TrainSettings, fit
-    from .transformer import prompt_loss_fn
 
     images = images[None] if images.ndim == 3 else images
     if len(images) != len(prompts):
@@ -231,9 +235,32 @@ def tune(pipe, images: torch.Tensor, prompts: list[str], config: AdapterConfig |
     attach(model, config or AdapterConfig())
     tokens = pipe.tokenizer.encode(images.to(pipe.device)).flatten(1).cpu().short()
     zeros = torch.zeros(len(prompts), dtype=torch.long)
-    bank = TokenBank(tokens, list(prompts), zeros, zeros, zeros)
+    bank = TokenBank(tokens=tokens, texts=list(prompts), content_ids=zeros, colour_ids=zeros, style_ids=zeros)
     settings = TrainSettings(steps=steps, batch_size=batch_size, lr=lr, seed=seed, warmup=min(20, steps // 5 + 1),
                              weight_decay=0.0, log_every=max(1, steps // 30), save_every=10**9, precision=precision)
     history = fit(model, loss_fn or prompt_loss_fn(pipe.text_encoder), bank, settings, torch.device(device),
                   desc="adapter tuning")
     return model.eval(), history
+
+
+def tune_style(pipe, reference: StyleReference, config: AdapterConfig | None = None, steps: int = TUNING["steps"],
+               batch_size: int = TUNING["batch_size"], lr: float = TUNING["lr"], seed: int = 0, device="cpu",
+               precision: str = "auto", say: Callable[[str], None] = print) -> tuple[nn.Module, dict]:
+    """StyleDrop round 1 from one reference (datasets.StyleReference.from_file): tune fresh adapters on
+    its caption (the mini CLIP proposes the content when the reference has none, and `say` tells it)
+    and return (adapted model, the info to save with it: base fingerprint, descriptor, template,
+    caption, reference file, settings)."""
+    if not reference.content:
+        content, confidence = prompts.propose_content(pipe.clip, reference.image)
+        say(f"no content given: the mini CLIP proposes {content!r} (confidence {confidence:.0%}); "
+            "give the content to choose it yourself")
+        reference = dataclasses.replace(reference, content=content)
+    start = time.perf_counter()
+    model, history = tune(pipe, reference.image, [reference.caption], config, steps=steps, batch_size=batch_size,
+                          lr=lr, seed=seed, device=device, precision=precision)
+    info = {"base_fingerprint": pipe.base_fingerprint, "descriptor": reference.descriptor,
+            "template": reference.template, "reference_caption": reference.caption, "reference": reference.file_name,
+            "style": reference.style, "steps": steps, "batch_size": batch_size, "lr": lr, "seed": seed,
+            "train_seconds": round(time.perf_counter() - start, 1),
+            "final_loss": history[-1]["loss"] if history else None}
+    return model, info

@@ -12,16 +12,22 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from torch.utils.data import Dataset
+import torch
+from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
 from . import world
-from .styles import PRIMITIVES, Look
 from .files import MetadataError, inside, read_jsonl
-from .images import ImageLoadError, load_image, pil_to_tensor, tensor_to_pil
+from .images import ImageLoadError, fit_square, load_image, pil_to_tensor, tensor_to_pil
+from .prompts import TEMPLATE, styled
+from .settings import STYLES_DIR, missing_data_hint
+from .styles import PRIMITIVES, Look, all_looks
+from .tokenizer import reconstruct
 
 CONTENT_IDS = {name: i for i, name in enumerate(world.CONTENTS)}
 COLOUR_IDS = {name: i for i, name in enumerate(world.COLOURS)}
@@ -238,12 +244,38 @@ class ImageFolder(Dataset):
                          row.get("colour", ""), row.get("style", ""))
 
 
+@dataclass
+class StyleReference:
+    """One style reference: the image, what it shows and the words for its style. Its caption is
+    `template` filled with both ("a yellow house in stained glass style"); `content` may be left
+    empty for the mini CLIP to propose (adapters.tune_style)."""
+    image: torch.Tensor  # (3, H, W) in [0, 1]
+    descriptor: str  # the style's words, e.g. "stained glass"
+    content: str = ""  # what it shows, e.g. "a yellow house"
+    template: str = TEMPLATE
+    file_name: str = ""
+    style: str = ""  # the style's name, when it has one
+
+    @staticmethod
+    def from_file(path, descriptor: str, content: str = "", template: str = TEMPLATE, size: int = world.IMAGE_SIZE,
+                  style: str = "", say=print) -> "StyleReference":
+        """Read and check a reference picture (any mode; centre-cropped and resized to `size`, which
+        `say` mentions) and its words, before any model is loaded."""
+        raw = load_image(path)  # any mode (RGBA, greyscale, palette, 16-bit) comes back as RGB
+        styled(content or "a thing", descriptor, template)  # an empty descriptor or a bad template fails now
+        if raw.size != (size, size):
+            say(f"note: {path} is {raw.width}x{raw.height}; centre-cropped and resized to {size}x{size}")
+        return StyleReference(pil_to_tensor(fit_square(raw, size)), descriptor, content, template,
+                              str(Path(path).resolve()), style or descriptor)
+
+    @property
+    def caption(self) -> str:
+        return styled(self.content, self.descriptor, self.template)
+
+
 def style_references(folder=None, size: int = 64) -> dict[str, dict]:
     """The bundled single reference image of each held-out style (data/styles/): style name ->
     its metadata row ("descriptor", "reference_content", "content", ...) plus "image", a (3, size, size) tensor."""
-    from .images import fit_square
-    from .settings import STYLES_DIR, missing_data_hint
-
     folder = Path(folder) if folder else STYLES_DIR
     meta = folder / "metadata.jsonl"
     if not folder.is_dir():
@@ -254,3 +286,107 @@ def style_references(folder=None, size: int = 64) -> dict[str, dict]:
         row["image"] = pil_to_tensor(fit_square(load_image(path), size))
         rows.append(row)
     return {row["style"]: row for row in rows}
+
+
+# ----------------------------------------------------------------------------------------------
+# Banks: a data set rendered once (in parallel) into memory, then sampled in batches by index
+# ----------------------------------------------------------------------------------------------
+@dataclass(kw_only=True)
+class Captioned:
+    """What every bank holds beside its pixels or tokens: N captions and label ids (the look's
+    primitives in `primitive_ids`, one (N,) tensor per primitive; empty for data sets that do not know them)."""
+    texts: list[str]
+    content_ids: torch.Tensor
+    colour_ids: torch.Tensor
+    style_ids: torch.Tensor
+    primitive_ids: dict = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+    def captions(self) -> dict:
+        """The captions and label ids, as keyword arguments for another bank of the same images."""
+        return {"texts": self.texts, "content_ids": self.content_ids, "colour_ids": self.colour_ids,
+                "style_ids": self.style_ids, "primitive_ids": self.primitive_ids}
+
+    def labels(self, index: torch.Tensor, device="cpu") -> dict:
+        """A batch's label ids, as a data set's items name them ("content_id", ..., "background_id", ...)."""
+        labels = {"content_id": self.content_ids[index].to(device), "colour_id": self.colour_ids[index].to(device),
+                  "style_id": self.style_ids[index].to(device)}
+        labels.update({PRIMITIVE_KEYS[name]: ids[index].to(device) for name, ids in self.primitive_ids.items()})
+        return labels
+
+
+@dataclass(kw_only=True)
+class ImageBank(Captioned):
+    """N rendered images as uint8 (N, 3, H, W), with their captions and label ids."""
+    images: torch.Tensor
+
+    @staticmethod
+    def render(dataset, workers: int | None = None, desc: str = "rendering") -> "ImageBank":
+        workers = min(os.cpu_count() or 1, 16) if workers is None else workers
+        loader = DataLoader(dataset, batch_size=256, num_workers=workers, shuffle=False)
+        images, texts = [], []
+        ids = {key: [] for key in ("content_id", "colour_id", "style_id", *PRIMITIVE_KEYS.values())}
+        for batch in tqdm(loader, desc=f"{desc} {len(dataset)} images", leave=False):
+            images.append((batch["image"] * 255 + 0.5).to(torch.uint8))
+            texts.extend(batch["text"])
+            for key in ids:
+                ids[key].append(batch[key])
+        ids = {key: torch.cat(parts) for key, parts in ids.items()}
+        return ImageBank(images=torch.cat(images), texts=texts, content_ids=ids["content_id"],
+                         colour_ids=ids["colour_id"], style_ids=ids["style_id"],
+                         primitive_ids={name: ids[key] for name, key in PRIMITIVE_KEYS.items()})
+
+    @torch.no_grad()
+    def with_reconstructions(self, tokenizer, batch_size: int = 500) -> "ImageBank":
+        """This bank twice: the renders, then their tokenizer reconstructions with the same labels (the
+        kind of image a generator makes, which the judges must read as well as a render)."""
+        decoded, _ = reconstruct(tokenizer, self.images.float() / 255.0, batch_size)
+        twice = lambda ids: torch.cat([ids, ids])  # noqa: E731
+        return ImageBank(images=torch.cat([self.images, (decoded * 255 + 0.5).to(torch.uint8)]), texts=self.texts * 2,
+                         content_ids=twice(self.content_ids), colour_ids=twice(self.colour_ids),
+                         style_ids=twice(self.style_ids),
+                         primitive_ids={name: twice(ids) for name, ids in self.primitive_ids.items()})
+
+    def batch(self, index: torch.Tensor, device="cpu") -> dict:
+        return {"image": self.images[index].to(device).float() / 255.0,
+                "text": [self.texts[i] for i in index.tolist()], **self.labels(index, device)}
+
+
+@dataclass(kw_only=True)
+class TokenBank(Captioned):
+    """The same images as token grids (N, h*w), for training the generator: encode once, reuse."""
+    tokens: torch.Tensor
+
+    @staticmethod
+    @torch.no_grad()
+    def encode(bank: ImageBank, tokenizer, batch_size: int = 500) -> "TokenBank":
+        device = tokenizer.quantizer.codebook.device
+        tokens = [tokenizer.encode(bank.images[i:i + batch_size].to(device).float() / 255.0).flatten(1).cpu()
+                  for i in tqdm(range(0, len(bank), batch_size), desc="tokenizing", leave=False)]
+        return TokenBank(tokens=torch.cat(tokens).short(), **bank.captions())
+
+    def batch(self, index: torch.Tensor, device="cpu") -> dict:
+        return {"tokens": self.tokens[index].to(device).long(), "text": [self.texts[i] for i in index.tolist()],
+                **self.labels(index)}
+
+
+# ----------------------------------------------------------------------------------------------
+# What the bundled models train on
+# ----------------------------------------------------------------------------------------------
+# Renders of the style space (LookWorld), a quarter of them in a named style so that the names mean
+# something. The measuring models (tokenizer, CLIP, judges) see the whole space, held-out looks
+# included: they stand for models trained on broad data. The generator sees the training looks only
+# (world.training_looks) and the seen named styles.
+TRAINING_WORLDS = {"all": dict(looks="all", named="all"), "seen": dict(looks="training", named="seen")}
+NAMED_SHARE = 0.25
+
+
+def training_world(which: str, n: int, seed: int = 0, split: str = "train") -> LookWorld:
+    """The LookWorld of TRAINING_WORLDS[which] ("all" or "seen"), `n` images."""
+    if which not in TRAINING_WORLDS:
+        raise ValueError(f"unknown training world {which!r}; choose one of {', '.join(TRAINING_WORLDS)}")
+    spec = TRAINING_WORLDS[which]
+    looks = all_looks() if spec["looks"] == "all" else world.training_looks()
+    return LookWorld(n, split=split, looks=looks, named=spec["named"], named_share=NAMED_SHARE, seed=seed)

@@ -28,12 +28,14 @@ from __future__ import annotations
 
 import math
 import time
+from dataclasses import asdict
 
 import torch
 
 from . import adapters, metrics, prompts, world
 from .images import fit_square, load_image, pil_to_tensor
 from .judges import style_similarity
+from .sampling import GUIDANCE, AdapterGuidance
 
 DIAGNOSTIC_SEED = 7_000  # fresh: no default of the package was chosen on these seeds
 UNSEEN_WORD = "zorblax"
@@ -81,7 +83,7 @@ def upper_bound(pipe, judges, clip, ref: dict, k: int = 8, seeds: int = 4, n_con
     rows = {}
     for lambda_a in lambdas:
         report = metrics.style_transfer_report(pipe, judges, clip, ref, model, seeds=seeds, n_contents=n_contents,
-                                               guidance=(lambda_a, adapters.GUIDANCE[1]), seed=DIAGNOSTIC_SEED)[0]
+                                               guidance=AdapterGuidance(lambda_a, GUIDANCE.lambda_b), seed=DIAGNOSTIC_SEED)[0]
         rows[f"lambda_a={lambda_a:g}"] = _judged(report, n)
     return {"train_contents": contents, "tune_seconds": round(seconds, 1), **rows}
 
@@ -148,7 +150,7 @@ def outside_reference(pipe, judges, path, descriptor: str, content: str = "a pic
                              precision=precision, **tuning)
     seconds = time.perf_counter() - start
     after = pipe.generate(prompt_list, seed=DIAGNOSTIC_SEED, progress=False,
-                          logits_fn_for=pipe.adapter_guided(model, *adapters.GUIDANCE))
+                          logits_fn_for=pipe.adapter_guided(model, GUIDANCE))
     return {"file": str(path), "descriptor": descriptor, "tune_seconds": round(seconds, 1),
             "similarity_before": _mean_se(style_similarity(judges, before, reference)),
             "similarity_after": _mean_se(style_similarity(judges, after, reference))}
@@ -163,9 +165,9 @@ def style_prior_report(pipe, judges, clip, references: dict, styles=world.HELD_O
     missing = [s for s in styles if s not in references]
     if missing:
         raise ValueError(f"no reference image for {missing}; choose from {', '.join(references)}")
-    report = {"base": str(getattr(pipe, "transformer_file", "")), "seed": DIAGNOSTIC_SEED,
+    report = {"base": str(pipe.transformer_file or ""), "seed": DIAGNOSTIC_SEED,
               "settings": {"seeds": seeds, "n_contents": n_contents, "k": k, "n_prompts": n_prompts,
-                           "tuning": {**adapters.TUNING, **(tuning or {})}, "guidance": adapters.GUIDANCE},
+                           "tuning": {**adapters.TUNING, **(tuning or {})}, "guidance": asdict(GUIDANCE)},
               "styles": {}}
     for style in styles:
         ref = references[style]

@@ -16,13 +16,17 @@ from __future__ import annotations
 
 import hashlib
 import re
+import time
 from pathlib import Path
 
 import torch
 
-from .checkpoints import fingerprint, read_checkpoint, save_checkpoint
+from . import prompts as templates
+from .adapters import AdapterConfig, tune
+from .checkpoints import read_checkpoint, save_checkpoint
 from .files import MetadataError, inside, read_jsonl
 from .images import load_image, pil_to_tensor
+from .sampling import GUIDANCE, AdapterGuidance
 from .settings import DATA_DIR
 from .transformer import prompt_loss_fn
 
@@ -82,7 +86,7 @@ def load_subject(folder=SUBJECT_DIR) -> tuple[torch.Tensor, dict]:
 def class_tokens(pipe, prompt: str, n: int = PRIOR["n_class"], seed: int = 0, cache_dir=None) -> torch.Tensor:
     """Token grids of `n` images the frozen base model draws for the class prompt — made once, then
     read from `cache_dir` (keyed by prompt, count, seed and the base model's fingerprint)."""
-    base = fingerprint(pipe.transformer_file) if getattr(pipe, "transformer_file", None) else "unsaved"
+    base = pipe.base_fingerprint or "unsaved"
     # The prompt comes from a user's caption: only letters and digits reach the file name (no "/", no
     # ".."), and a hash of the whole prompt keeps two prompts that read alike apart.
     slug = re.sub(r"[^A-Za-z0-9]+", "_", prompt).strip("_")[:48]
@@ -122,7 +126,6 @@ def tune_subject(pipe, images: torch.Tensor, prompt: str, identifier: str = "sks
     """A DreamBooth content adapter on the subject's images captioned `prompt` ("an orange sks star in
     flat style"), with prior preservation on the same caption without the identifier.
     Returns (adapted model, history)."""
-    from .adapters import AdapterConfig, tune
 
     loss_fn = None
     if prior_weight:
@@ -134,26 +137,51 @@ def tune_subject(pipe, images: torch.Tensor, prompt: str, identifier: str = "sks
                 device=device, precision=precision)
 
 
+def renamed(meta: dict, identifier: str | None = None, class_noun: str | None = None) -> dict:
+    """A subject's metadata (`load_subject`) with its identifier and class noun renamed, in the caption too."""
+    if identifier is not None and len(identifier.split()) != 1:
+        raise ValueError(f"the identifier must be one word, got {identifier!r}")
+    words = [identifier if identifier and w == meta["identifier"] else w for w in meta["prompt"].split()]
+    words = [class_noun if class_noun and w == meta["class_noun"] else w for w in words]
+    return {"prompt": " ".join(words), "identifier": identifier or meta["identifier"],
+            "class_noun": class_noun or meta["class_noun"]}
+
+
+def tune_subject_folder(pipe, folder, identifier: str | None = None, class_noun: str | None = None, config=None,
+                        steps: int = TUNING["steps"], lr: float = TUNING["lr"], prior_weight: float = PRIOR["weight"],
+                        n_class: int = PRIOR["n_class"], cache_dir=None, seed: int = 0, device="cpu",
+                        precision: str = "auto") -> tuple[torch.nn.Module, dict]:
+    """`tune_subject` on a folder of subject images (`load_subject`), its identifier and class noun
+    optionally renamed. Returns (content adapter, the info to save with it)."""
+    images, meta = load_subject(folder)
+    meta = renamed(meta, identifier, class_noun)
+    config = (config or AdapterConfig(d_prj=TUNING["d_prj"])).check()
+    start = time.perf_counter()
+    model, _ = tune_subject(pipe, images, meta["prompt"], meta["identifier"], config, steps=steps, lr=lr,
+                            prior_weight=prior_weight, n_class=n_class, cache_dir=cache_dir, seed=seed, device=device,
+                            precision=precision)
+    info = {"base_fingerprint": pipe.base_fingerprint, "role": "content", **meta,
+            "class_prompt": class_prompt(meta["prompt"], meta["identifier"]), "descriptor": "",
+            "images": len(images), "prior_weight": prior_weight, "steps": steps, "lr": lr, "seed": seed,
+            "train_seconds": round(time.perf_counter() - start, 1)}
+    return model, info
+
+
 def mixing_report(pipe, style_model, content_model, prompt: str, descriptor: str, style: str, gammas,
-                  judges, subject_judge, n: int = 16, seed: int = 0, guidance=None,
+                  judges, subject_judge, n: int = 16, seed: int = 0, guidance: AdapterGuidance = GUIDANCE,
                   content_prompt: str | None = None) -> tuple[list[dict], torch.Tensor]:
     """The γ sweep: for each γ, `n` images of `prompt` ("an orange sks star") in the style — the style
     adapter sees "... in {descriptor} style", the content adapter `content_prompt` (default: `prompt`)
     — with their subject fidelity (subject judge), judge style accuracy and seconds per image.
     Returns (rows, images (G, n, ...))."""
-    import time
 
-    from . import prompts as templates
-    from .adapters import GUIDANCE
-
-    lambda_a, lambda_b = guidance or GUIDANCE
     styled = templates.styled(prompt, descriptor)
     rows, images = [], []
     for gamma in gammas:
         start = time.perf_counter()
         drawn = pipe.generate([styled] * n, seed=seed, progress=False,
                               logits_fn_for=pipe.mixed(style_model, content_model, content_prompt or prompt,
-                                                      lambda_a, lambda_b, gamma))
+                                                      guidance, gamma))
         seconds = time.perf_counter() - start
         rows.append({"gamma": gamma, "subject": subject_judge.fidelity(drawn),
                      "style": judges.accuracy(drawn, style=style)["style"], "seconds_per_image": seconds / n})

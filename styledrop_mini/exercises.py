@@ -7,9 +7,24 @@ from a wrong answer instead of staring at `False`. Each notebook's exercises reg
 from __future__ import annotations
 
 import math
+import tempfile
 from pathlib import Path
 
+import open_clip
+import torch
+import torch.nn.functional as F
+
 from . import world
+from .adapters import AdapterConfig, Bottleneck, attach, count
+from .clip import MiniClip
+from .datasets import ImageFolder, MiniWorld
+from .feedback import write_json
+from .prompts import styled
+from .sampling import masked_after
+from .settings import CHECKPOINT_DIR
+from .styles import PRIMITIVES, all_looks
+from .tokenizer import TokenizerConfig, psnr
+from .transformer import MaskedTransformer, TransformerConfig
 
 CHECKS = {}
 
@@ -41,8 +56,6 @@ def check(name: str, answer) -> str:
 # ---------------------------------------------------------------------------------------------
 @exercise("00.count_seen_combinations")
 def _count_seen(answer) -> str:
-    from .styles import PRIMITIVES, all_looks
-
     n_c, n_k = len(world.CONTENTS), len(world.COLOURS)
     seen, every = len(world.training_looks()), len(all_looks())
     if not isinstance(answer, int):
@@ -97,8 +110,6 @@ def _caption_to_labels(answer) -> str:
 
 @exercise("00.held_out_folder")
 def _held_out_folder(answer) -> str:
-    from .datasets import ImageFolder  # late import: keeps `check` light for other notebooks
-
     folder = Path(answer)
     data = ImageFolder(folder)  # its own errors already name the file and line
     styles = [row.get("style", "") for row in data.rows]
@@ -119,10 +130,6 @@ def _held_out_folder(answer) -> str:
 # ---------------------------------------------------------------------------------------------
 @exercise("01.compression_ratio")
 def _compression_ratio(answer) -> str:
-    import math
-
-    from .tokenizer import TokenizerConfig
-
     cfg = TokenizerConfig()
     raw = cfg.image_size ** 2 * 3 * 8
     right = raw / (cfg.grid ** 2 * math.log2(cfg.codebook_size))
@@ -140,16 +147,12 @@ def _compression_ratio(answer) -> str:
 
 
 def _random_vectors():
-    import torch
-
     g = torch.Generator().manual_seed(0)
     return torch.randn(300, 16, generator=g), torch.randn(64, 16, generator=g)
 
 
 @exercise("01.nearest_code")
 def _nearest_code(answer) -> str:
-    import torch
-
     vectors, codebook = _random_vectors()
     got = answer(vectors, codebook)
     if not torch.is_tensor(got) or got.shape != (300,):
@@ -167,10 +170,6 @@ def _nearest_code(answer) -> str:
 
 @exercise("01.psnr")
 def _psnr(answer) -> str:
-    import torch
-
-    from .tokenizer import psnr
-
     g = torch.Generator().manual_seed(1)
     a = torch.rand(4, 3, 16, 16, generator=g)
     b = (a + 0.05 * torch.randn(4, 3, 16, 16, generator=g)).clamp(0, 1)
@@ -190,10 +189,6 @@ def _psnr(answer) -> str:
 # ---------------------------------------------------------------------------------------------
 @exercise("02.clip_loss")
 def _clip_loss(answer) -> str:
-    import open_clip
-    import torch
-    import torch.nn.functional as F
-
     g = torch.Generator().manual_seed(2)
     img = F.normalize(torch.randn(6, 8, generator=g), dim=-1)
     txt = F.normalize(img + 0.5 * torch.randn(6, 8, generator=g), dim=-1)
@@ -216,12 +211,6 @@ def _clip_loss(answer) -> str:
 
 @exercise("02.colour_prompts")
 def _colour_prompts(answer) -> str:
-    import torch
-
-    from .clip import MiniClip
-    from .datasets import MiniWorld
-    from .settings import CHECKPOINT_DIR
-
     prompts = list(answer)
     if len(prompts) != len(world.COLOURS):
         raise ExerciseError(f"give {len(world.COLOURS)} prompts, one per colour, in the order of world.COLOURS")
@@ -244,8 +233,6 @@ def _colour_prompts(answer) -> str:
 # ---------------------------------------------------------------------------------------------
 @exercise("03.tokens_still_masked")
 def _tokens_still_masked(answer) -> str:
-    from .sampling import masked_after
-
     for steps, n in ((8, 64), (12, 64), (4, 16)):
         want = [masked_after(k, steps, n) for k in range(steps)]
         got = [int(answer(k, steps, n)) for k in range(steps)]
@@ -266,8 +253,6 @@ def _tokens_still_masked(answer) -> str:
 
 @exercise("03.guidance")
 def _guidance(answer) -> str:
-    import torch
-
     g = torch.Generator().manual_seed(3)
     cond, uncond = torch.randn(2, 5, 7, generator=g), torch.randn(2, 5, 7, generator=g)
     for scale in (0.0, 1.0, 3.0):
@@ -290,9 +275,6 @@ def _guidance(answer) -> str:
 # ---------------------------------------------------------------------------------------------
 @exercise("04.adapter_params")
 def _adapter_params(answer) -> str:
-    from .adapters import AdapterConfig, attach, count
-    from .transformer import MaskedTransformer, TransformerConfig
-
     for width, layers, d_prj in ((256, 4, 4), (64, 2, 8), (128, 3, 32)):
         model = MaskedTransformer(TransformerConfig(width=width, layers=layers, heads=4))
         attach(model, AdapterConfig(d_prj=d_prj))
@@ -313,10 +295,6 @@ def _adapter_params(answer) -> str:
 
 @exercise("04.bottleneck")
 def _bottleneck(answer) -> str:
-    import torch
-
-    from .adapters import Bottleneck
-
     torch.manual_seed(4)
     layer = Bottleneck(16, 3)
     torch.nn.init.normal_(layer.up.weight, std=0.5)  # a trained adapter: W_up is no longer zero
@@ -359,8 +337,6 @@ def _leakage(answer) -> str:
 
 @exercise("05.descriptor")
 def _descriptor(answer) -> str:
-    from .prompts import styled
-
     for content, descriptor in (("yellow house", "stained glass"), ("letter A", "glowing neon"),
                                 ("orange arrow", "watercolor painting"), ("letter I", "3d drop shadow")):
         prompt = styled(content, descriptor)
@@ -405,10 +381,6 @@ def _top_k(answer) -> str:
 
 @exercise("07.read_selection")
 def _read_selection(answer) -> str:
-    import tempfile
-
-    from .feedback import write_json
-
     with tempfile.TemporaryDirectory() as folder:
         write_json(Path(folder) / "selections" / "human.json", {"ids": [7, 2, 11], "rule": "human", "saved": 0})
         got = answer(folder)

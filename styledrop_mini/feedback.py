@@ -31,9 +31,12 @@ from pathlib import Path
 
 import torch
 
-from . import metrics, prompts as templates
+from . import adapters, metrics, world
+from . import prompts as templates
+from .checkpoints import find_checkpoint
 from .files import MetadataError, inside, read_json, read_jsonl, write_json
-from .images import load_image, pil_to_tensor, tensor_to_pil
+from .images import fit_square, load_image, pil_to_tensor, tensor_to_pil
+from .sampling import GUIDANCE, AdapterGuidance
 
 # Contents for the pool: none of the 12 evaluation contents (metrics.STYLE_EVAL_CONTENTS), so round 2
 # is measured on contents it never trained on.
@@ -47,7 +50,7 @@ class FeedbackSettings:
     per_prompt: int = 8  # M: images drawn per prompt (paper: 64)
     n_prompts: int = 12  # P: prompts (paper: 30)
     seed: int = 0
-    guidance: tuple = (1.0, 3.0)  # Eq. 4 (lambda_A, lambda_B) for the pool
+    guidance: AdapterGuidance = GUIDANCE  # Eq. 4 (lambda_A, lambda_B) for the pool
     d_prj: int = 32  # round-2 adapter width (paper: 32, not shared)
     steps: int = 300
     # lr: 1e-3 fitted the selection better (final loss ~2.0 vs ~3.7) but lost 0-21 content points on
@@ -62,7 +65,7 @@ class FeedbackSettings:
                              f"got {self.per_prompt}, {self.n_prompts}")
         if self.steps < 1 or self.d_prj < 1 or not self.lr > 0:
             raise ValueError(f"steps, d_prj and lr must be positive, got {self.steps}, {self.d_prj}, {self.lr}")
-        self.guidance = tuple(self.guidance)
+        self.guidance = AdapterGuidance.of(self.guidance)  # a manifest stores it as a dict
         return self
 
 
@@ -98,6 +101,10 @@ class Run:
             inside(folder, item["file"], where)  # a pool entry never points outside the run folder
             pool.append(item)
         return cls(folder, manifest, pool)
+
+    def settings(self, **changes) -> FeedbackSettings:
+        """The settings the pool was drawn with (its manifest), with `changes` for round 2."""
+        return FeedbackSettings(**{**self.manifest["settings"], **changes}).check()
 
     def image_path(self, i: int) -> Path:
         return inside(self.folder, self.pool[i]["file"], self.folder / "pool.jsonl")
@@ -163,7 +170,7 @@ def check_new_run(folder, overwrite: bool = False) -> list[Path]:
 
 @torch.no_grad()
 def make_pool(pipe, adapted, ref: dict, folder, clip, settings: FeedbackSettings | None = None,
-              round1_file: str = "", overwrite: bool = False) -> Run:
+              round1_file: str = "", overwrite: bool = False, template: str = templates.TEMPLATE) -> Run:
     """Draw the pool with the round-1 adapter: M images for each of P new contents, scored by CLIP.
     An existing run folder is refused (its selections point at its pool's images) unless
     `overwrite=True`, which removes its pool, selections and round-2 adapters first."""
@@ -171,8 +178,9 @@ def make_pool(pipe, adapted, ref: dict, folder, clip, settings: FeedbackSettings
     folder = Path(folder)
     old_run = check_new_run(folder, overwrite)
     contents = [c for c in POOL_CONTENTS if c != ref["content"]][:settings.n_prompts]
-    prompt_list = [templates.styled(c, ref["descriptor"]) for c in contents for _ in range(settings.per_prompt)]
-    images = pipe.generate(prompt_list, seed=settings.seed, logits_fn_for=pipe.adapter_guided(adapted, *settings.guidance))
+    prompt_list = [templates.styled(c, ref["descriptor"], template) for c in contents
+                   for _ in range(settings.per_prompt)]
+    images = pipe.generate(prompt_list, seed=settings.seed, logits_fn_for=pipe.adapter_guided(adapted, settings.guidance))
     text = clip.text_score(images, prompt_list)
     style = clip.style_score(images, ref["image"])
     for path in old_run:  # the new pool is drawn: only now does the old run go
@@ -187,7 +195,7 @@ def make_pool(pipe, adapted, ref: dict, folder, clip, settings: FeedbackSettings
                      "seed": settings.seed + i, "clip_text": float(text[i]), "clip_style": float(style[i])})
     (folder / "pool.jsonl").write_text("".join(json.dumps(item) + "\n" for item in pool))
     manifest = {"style": ref["style"], "descriptor": ref["descriptor"], "reference": ref.get("file_name", ""),
-                "reference_caption": templates.styled(ref["reference_content"], ref["descriptor"]),
+                "reference_caption": templates.styled(ref["reference_content"], ref["descriptor"], template),
                 "round1_adapter": str(round1_file), "settings": asdict(settings), "pool_size": len(pool),
                 "rounds": []}
     write_json(folder / "manifest.json", manifest)
@@ -195,6 +203,27 @@ def make_pool(pipe, adapted, ref: dict, folder, clip, settings: FeedbackSettings
 
 
 # --- selection rules: each returns pool ids -----------------------------------------------------
+def pool_from_adapter(pipe, adapter, folder, settings: FeedbackSettings | None = None, reference=None,
+                      overwrite: bool = False) -> Run:
+    """Round 2, step 1, from a round-1 adapter file: its style, descriptor, template and reference
+    (`reference`, or the image the adapter records) make the `ref` of `make_pool`."""
+    check_new_run(folder, overwrite)  # before any slow work
+    adapter = find_checkpoint(adapter)
+    info = adapters.read_info(adapter)
+    reference = reference or info.get("reference")
+    if not reference or not Path(reference).is_file():
+        raise FileNotFoundError(f"the style reference {reference!r} of {adapter} is not there; pass the reference")
+    image = pil_to_tensor(fit_square(load_image(reference), pipe.tokenizer.config.image_size))
+    adapted, info = pipe.with_adapter(adapter)
+    descriptor, template = info.get("descriptor", ""), info.get("template", templates.TEMPLATE)
+    ref_content = templates.content_of(info.get("reference_caption", ""), descriptor, template)
+    content = max((c for c in world.CONTENTS if c in ref_content), key=len, default="")  # "a yellow house" -> "house"
+    ref = {"style": info.get("style", descriptor), "descriptor": descriptor, "reference_content": ref_content,
+           "content": content, "file_name": str(reference), "image": image}
+    return make_pool(pipe, adapted, ref, folder, pipe.clip, settings, round1_file=str(adapter), overwrite=overwrite,
+                     template=template)
+
+
 def by_prompt(pool) -> dict[str, list[dict]]:
     groups: dict[str, list[dict]] = {}
     for item in pool:
@@ -236,8 +265,6 @@ def train_round(pipe, run: Run, name: str, reference: torch.Tensor | None = None
                 device="cpu", precision: str = "auto"):
     """Tune a fresh round-2 adapter on the selection `name` (with the reference, if the settings say so;
     by default the run's reference.png) and save it as RUN/round2_NAME.safetensors. Returns (adapted model, path)."""
-    from . import adapters
-    from .checkpoints import fingerprint
 
     settings = FeedbackSettings(**{**run.manifest["settings"], **(asdict(settings) if settings else {})}).check()
     ids = run.selection(name)
@@ -257,7 +284,7 @@ def train_round(pipe, run: Run, name: str, reference: torch.Tensor | None = None
     seconds = time.perf_counter() - start
     path = run.folder / f"round2_{name}.safetensors"
     adapters.save_adapter(model, path, {
-        "base_fingerprint": fingerprint(pipe.transformer_file) if hasattr(pipe, "transformer_file") else None,
+        "base_fingerprint": pipe.base_fingerprint,
         "descriptor": run.manifest["descriptor"], "template": templates.TEMPLATE,
         "reference_caption": run.manifest["reference_caption"], "selection": name, "images": len(captions),
         "steps": settings.steps, "lr": settings.lr, "seed": seed, "train_seconds": round(seconds, 1)})
@@ -268,9 +295,10 @@ def train_round(pipe, run: Run, name: str, reference: torch.Tensor | None = None
     return model, path
 
 
-def compare(pipe, judges, clip, ref: dict, models: dict, seeds: int = 4, seed: int = 100, guidance=None) -> dict:
+def compare(pipe, judges, clip, ref: dict, models: dict, seeds: int = 4, seed: int = 100,
+            guidance: AdapterGuidance = GUIDANCE) -> dict:
     """The paper's comparison (R1, Random, CF, HF): every model on the 12 evaluation contents, sampled
-    with Eq. 4 guidance `(lambda_A, lambda_B)` (None: the library's). Sweeping lambda_A traces each
+    with Eq. 4 guidance `guidance`. Sweeping lambda_A traces each
     model's content-style trade-off curve, so models can be compared at the same style strength."""
     return {name: metrics.style_transfer_report(pipe, judges, clip, ref, model, seeds=seeds, seed=seed,
                                                 guidance=guidance)[0]

@@ -133,3 +133,14 @@ def tensor_grid(images, cols: int, row_labels=None, col_labels=None, tile: int =
     rows = [tiles[i:i + cols] for i in range(0, len(tiles), cols)]
     return image_grid(rows, row_labels=row_labels, col_labels=col_labels, tile=tile, title=title,
                       label_width=label_width if row_labels else 0)
+
+
+def prompt_grid(images, prompts: list[str], tile: int = 128) -> Image.Image:
+    """Images drawn for prompts (an equal number each, in prompt order) as a grid: one prompt gives
+    rows of 8 under the prompt as the title; several give a labelled row each."""
+    tiles = [tensor_to_pil(im) for im in images]
+    if len(prompts) == 1:
+        return image_grid([tiles[i:i + 8] for i in range(0, len(tiles), 8)], tile=tile, title=prompts[0])
+    n = len(tiles) // len(prompts)
+    return image_grid([tiles[i:i + n] for i in range(0, len(tiles), n)], tile=tile, row_labels=prompts,
+                      label_width=min(420, 12 + 6 * max(map(len, prompts))))

@@ -21,13 +21,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from tqdm.auto import tqdm
 
 from . import world
 from .checkpoints import load_model, save_model
+from .images import pil_to_tensor
 from .styles import PRIMITIVES, Look
+from .tokenizer import reconstruct
 
 KIND = "judges"
 HEADS = {"content": list(world.CONTENTS), "colour": list(world.COLOURS),
@@ -250,9 +254,6 @@ class SubjectJudge(nn.Module):
 def subject_examples(n: int, seed: int = 0, styles=None) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
     """`n` rendered images with labels (1 = the subject) and a short description of each: half the
     subject in a random pose and style, half look-alikes (see above). Same seed, same images."""
-    import numpy as np
-
-    from .images import pil_to_tensor
 
     rng = np.random.default_rng(seed)
     styles = list(styles or world.STYLES)
@@ -284,9 +285,6 @@ def train_subject_judge(tokenizer, n: int = SUBJECT_TRAINING["n"], steps: int = 
                         batch_size: int = SUBJECT_TRAINING["batch_size"], lr: float = SUBJECT_TRAINING["lr"],
                         seed: int = SUBJECT_TRAINING["seed"], progress: bool = True) -> tuple[SubjectJudge, list]:
     """Train a SubjectJudge on `n` examples and their tokenizer reconstructions. Returns (judge, losses)."""
-    from tqdm.auto import tqdm
-
-    from .tokenizer import reconstruct
 
     images, labels, _ = subject_examples(n, seed)
     decoded, _ = reconstruct(tokenizer, images)

@@ -7,10 +7,13 @@ from __future__ import annotations
 
 import torch
 
+from . import prompts as templates
 from . import world
-from .datasets import MiniWorld
-from .tokenizer import reconstruct
-from .training import ImageBank, training_world
+from .clip import attribute_prompt, colour_prompt, content_prompt, style_prompt
+from .datasets import PRIMITIVE_KEYS, ImageBank, LookWorld, MiniWorld, training_world
+from .sampling import GUIDANCE, AdapterGuidance
+from .styles import PRIMITIVES, all_looks
+from .tokenizer import psnr, reconstruct
 
 
 def test_bank(n: int = 1000, seed: int = 1, styles="all", workers=None) -> ImageBank:
@@ -20,7 +23,7 @@ def test_bank(n: int = 1000, seed: int = 1, styles="all", workers=None) -> Image
 
 def look_test_bank(n: int = 1000, seed: int = 1, workers=None) -> ImageBank:
     """`n` fresh renders of the test split over the whole style space, a quarter in named styles (the
-    measuring models' training world, training.training_world("all"), on odd render seeds)."""
+    measuring models' training world, datasets.training_world("all"), on odd render seeds)."""
     return ImageBank.render(training_world("all", n, seed, split="test"), workers, desc="test renders")
 
 
@@ -47,8 +50,6 @@ def judges_on_renders_and_reconstructions(judges, tokenizer, bank: ImageBank) ->
 
 
 def tokenizer_report(tokenizer, bank: ImageBank) -> dict:
-    from .tokenizer import psnr
-
     images = _images(bank)
     recons, tokens = reconstruct(tokenizer, images)
     report = {"psnr_db": float(psnr(recons, images).mean()),
@@ -67,9 +68,6 @@ def tokenizer_report(tokenizer, bank: ImageBank) -> dict:
 def look_reconstruction_report(tokenizer, n: int = 3000, per_style: int = 64, seed: int = 1) -> dict:
     """How well a tokenizer carries the style space (styles.py): reconstruction PSNR of `n` test renders
     of random looks (held-out ones included) per primitive value, and of `per_style` renders per named look."""
-    from .datasets import PRIMITIVE_KEYS, LookWorld
-    from .styles import PRIMITIVES, all_looks
-    from .tokenizer import psnr
 
     def psnr_of(data):
         items = [data[i] for i in range(len(data))]
@@ -90,8 +88,6 @@ def look_reconstruction_report(tokenizer, n: int = 3000, per_style: int = 64, se
 def clip_report(clip, bank: ImageBank) -> dict:
     """CLIP zero-shot accuracy for content, colour, named style (over the images in one) and each style
     primitive (attribute prompts), and how often an image's own caption beats another's."""
-    from .clip import attribute_prompt, colour_prompt, content_prompt, style_prompt
-    from .styles import PRIMITIVES
 
     images = _images(bank)
     styles = list(world.STYLES)
@@ -167,20 +163,18 @@ def style_report(images: torch.Tensor, contents: list[str], style: str, prompts:
 
 
 @torch.no_grad()
-def style_transfer_report(pipe, judges, clip, ref: dict, model=None, seeds: int = 4, guidance=None,
+def style_transfer_report(pipe, judges, clip, ref: dict, model=None, seeds: int = 4, guidance: AdapterGuidance = GUIDANCE,
                           n_contents: int = 12, prompt_for=None, seed: int = 0) -> tuple[dict, torch.Tensor, list]:
     """StyleDrop's test: draw `n_contents` contents the reference does not show, `seeds` images each,
-    with `model` (adapted, Eq. 4 guidance `(lambda_A, lambda_B)`) or, with None, the base model given
+    with `model` (adapted, Eq. 4 `guidance`) or, with None, the base model given
     the same prompt. `ref` is a row of datasets.style_references(). Returns (report, images, prompts);
     the report is style_report's plus "leak_reference_content": the share of images the judges take
     for the reference's own content."""
-    from . import prompts as templates
-    from .adapters import GUIDANCE
 
     contents = style_eval_contents(exclude=ref["content"], n=n_contents)
     prompt_for = prompt_for or (lambda content: templates.styled(content, ref["descriptor"]))
     prompt_list = [prompt_for(c) for c in contents for _ in range(seeds)]
-    logits_fn_for = None if model is None else pipe.adapter_guided(model, *(guidance or GUIDANCE))
+    logits_fn_for = None if model is None else pipe.adapter_guided(model, guidance)
     images = pipe.generate(prompt_list, seed=seed, logits_fn_for=logits_fn_for, progress=False)
     labels = [c for c in contents for _ in range(seeds)]
     report = style_report(images, labels, ref["style"], prompt_list, judges, clip, ref["image"])

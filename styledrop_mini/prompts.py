@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 
 from . import world
+from .clip import colour_prompt, content_prompt
 
 TEMPLATE = "{content} in {descriptor} style"
 
@@ -34,6 +35,18 @@ def styled(content: str, descriptor: str, template: str = TEMPLATE) -> str:
     return template.format(content=content_phrase(content), descriptor=descriptor)
 
 
+def content_of(caption: str, descriptor: str, template: str = TEMPLATE) -> str:
+    """The reverse of `styled`: the content phrase of a caption made with `template` and `descriptor`
+    ("a yellow house in stained glass style" -> "a yellow house")."""
+    pattern = re.escape(template).replace(re.escape("{content}"), "(?P<content>.+)", 1)
+    pattern = pattern.replace(re.escape("{descriptor}"), re.escape(" ".join(str(descriptor).split())))
+    match = re.fullmatch(pattern, caption.strip())
+    if not match:
+        raise ValueError(f"the caption {caption!r} does not follow the template {template!r} "
+                         f"with the descriptor {descriptor!r}")
+    return match["content"]
+
+
 def descriptor_of(style: str) -> str:
     """A mini-world style name ('neon') -> its descriptor ('glowing neon'); other text is kept as is."""
     return world.STYLES.get(style, style)
@@ -42,7 +55,6 @@ def descriptor_of(style: str) -> str:
 def propose_content(clip, image) -> tuple[str, float]:
     """What the mini CLIP thinks the reference shows: ('a pink star', confidence), zero-shot over
     the mini world's contents and colours."""
-    from .clip import colour_prompt, content_prompt
 
     image = image[None] if image.ndim == 3 else image
     content_p = clip.zero_shot(image, [content_prompt(c) for c in world.CONTENTS])[0]

@@ -21,6 +21,7 @@ from typing import Callable
 
 import torch
 
+from .adapters import gate
 from .text_encoder import TextFeatures
 
 LogitsFn = Callable[[torch.Tensor], torch.Tensor]  # tokens (B, N) -> logits (B, N, K)
@@ -33,7 +34,7 @@ class SamplerSettings:
     steps: int = 12
     temperature: float = 0.7  # softmax temperature when sampling tokens
     choice_temperature: float = 2.0  # Gumbel noise on the confidences, annealed to 0
-    guidance: float = 2.0  # classifier-free guidance scale s
+    guidance_scale: float = 2.0  # classifier-free guidance scale s (diffusers' name); for adapters see AdapterGuidance
 
     def check(self) -> "SamplerSettings":
         if not 1 <= self.steps <= 256:
@@ -42,8 +43,8 @@ class SamplerSettings:
             raise ValueError(f"temperature must lie in (0, 100], got {self.temperature}")
         if not 0 <= self.choice_temperature <= 100:
             raise ValueError(f"choice_temperature must lie in [0, 100], got {self.choice_temperature}")
-        if not -10 <= self.guidance <= 50:
-            raise ValueError(f"guidance must lie in [-10, 50], got {self.guidance}")
+        if not -10 <= self.guidance_scale <= 50:
+            raise ValueError(f"guidance_scale must lie in [-10, 50], got {self.guidance_scale}")
         return self
 
 
@@ -53,15 +54,41 @@ class SamplerSettings:
 LAMBDA_RANGE = (-10.0, 50.0)
 
 
-def check_guidance(lambda_a: float, lambda_b: float, gamma: float | None = None) -> None:
-    """Eq. 4's weights (and the mixing weight γ) must be finite numbers in a sane range: NaN or inf
-    would silently give black images."""
-    low, high = LAMBDA_RANGE
-    for name, value in (("lambda_A", lambda_a), ("lambda_B", lambda_b)):
-        if not low <= value <= high:  # also False for NaN
-            raise ValueError(f"{name} must lie in [{low:g}, {high:g}], got {value}")
-    if gamma is not None and not 0 <= gamma <= 1:
+@dataclass(frozen=True)
+class AdapterGuidance:
+    """StyleDrop's adapter guidance weights (paper Eq. 4): λ_A pushes along the adapter's own
+    direction (adapted − base), λ_B is the base model's classifier-free term. Checked on creation:
+    NaN or inf would silently give black images. Defaults from benchmarks/style_sweep.py."""
+    lambda_a: float = 1.0
+    lambda_b: float = 3.0
+
+    def __post_init__(self):
+        low, high = LAMBDA_RANGE
+        for name, value in (("lambda_A", self.lambda_a), ("lambda_B", self.lambda_b)):
+            if not (isinstance(value, (int, float)) and low <= value <= high):  # also False for NaN
+                raise ValueError(f"{name} must lie in [{low:g}, {high:g}], got {value}")
+
+    @staticmethod
+    def of(value) -> "AdapterGuidance":
+        """None (the default), an AdapterGuidance, a (λ_A, λ_B) pair or a {"lambda_a", "lambda_b"} dict
+        (as run manifests store it) -> an AdapterGuidance."""
+        if value is None:
+            return AdapterGuidance()
+        if isinstance(value, AdapterGuidance):
+            return value
+        if isinstance(value, dict):
+            return AdapterGuidance(**value)
+        return AdapterGuidance(*value)
+
+
+GUIDANCE = AdapterGuidance()  # the library's default (λ_A, λ_B) = (1, 3)
+
+
+def check_gamma(gamma: float) -> float:
+    """The mixing weight γ of Sec. 3.4 lies in [0, 1]."""
+    if not 0 <= gamma <= 1:  # also False for NaN
         raise ValueError(f"gamma must lie in [0, 1], got {gamma}")
+    return gamma
 
 
 def masked_after(step: int, steps: int, n_tokens: int) -> int:
@@ -146,8 +173,8 @@ def decode_one_at_a_time(logits_fn: LogitsFn, seeds: list[int], n_tokens: int, m
     return tokens
 
 
-def adapter_guided_logits(model, cond: TextFeatures, uncond: TextFeatures, lambda_a: float,
-                          lambda_b: float, base=None) -> LogitsFn:
+def adapter_guided_logits(model, cond: TextFeatures, uncond: TextFeatures, guidance: AdapterGuidance = GUIDANCE,
+                          base=None) -> LogitsFn:
     """StyleDrop's adapter guidance (paper Eq. 4), for a model with adapters attached:
 
         l = Ĝ(v,t;θ) + λ_A (Ĝ(v,t;θ) − G(v,t)) + λ_B (G(v,t) − G(v,n))
@@ -155,9 +182,7 @@ def adapter_guided_logits(model, cond: TextFeatures, uncond: TextFeatures, lambd
     Ĝ, G and the unconditional G run as one batch of three, the adapters gated off for the last two.
     λ_A = λ_B = 0 is the plain adapted model; λ_A = 0 keeps only the base model's guidance term.
     A fully fine-tuned copy has no adapters to gate off: pass the frozen base model as `base`."""
-    from .adapters import gate
-
-    check_guidance(lambda_a, lambda_b)
+    lambda_a, lambda_b = guidance.lambda_a, guidance.lambda_b
 
     def logits_fn(tokens):
         B = len(tokens)
@@ -177,16 +202,16 @@ def adapter_guided_logits(model, cond: TextFeatures, uncond: TextFeatures, lambd
 
 
 def mixed_logits(style_model, content_model, styled: TextFeatures, content: TextFeatures, uncond: TextFeatures,
-                 lambda_a: float, lambda_b: float, gamma: float) -> LogitsFn:
+                 guidance: AdapterGuidance, gamma: float) -> LogitsFn:
     """StyleDrop's mixing of a style adapter θ_s and a content (DreamBooth) adapter θ_c (paper Sec. 3.4):
 
         l_k = (1 − γ) l_k^s + γ l_k^c
 
     each term the Eq. 4 logits of its own adapter; l^s sees the styled prompt t, l^c the prompt c
     without the style descriptor. γ = 0 is StyleDrop alone, γ = 1 DreamBooth alone."""
-    check_guidance(lambda_a, lambda_b, gamma)
-    style_fn = adapter_guided_logits(style_model, styled, uncond, lambda_a, lambda_b)
-    content_fn = adapter_guided_logits(content_model, content, uncond, lambda_a, lambda_b)
+    check_gamma(gamma)
+    style_fn = adapter_guided_logits(style_model, styled, uncond, guidance)
+    content_fn = adapter_guided_logits(content_model, content, uncond, guidance)
 
     def logits_fn(tokens):
         if gamma == 0:

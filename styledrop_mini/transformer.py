@@ -42,6 +42,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from . import world
 from .checkpoints import load_model, save_model
 from .text_encoder import TextFeatures
 
@@ -51,7 +52,7 @@ KIND = "transformer"
 @dataclass
 class TransformerConfig:
     codebook_size: int = 512  # the tokenizer's codebook; id `codebook_size` is [MASK]
-    grid: int = 8  # tokens per side (the bundled tokenizer's grid is 16: training.build reads it)
+    grid: int = 8  # tokens per side (the bundled tokenizer's grid is 16: recipes.build reads it)
     patch: int = 1  # tokens per side of one position: 2 makes a 16x16 grid 64 positions of 2x2 tokens
     width: int = 256
     layers: int = 4
@@ -144,6 +145,8 @@ class MaskedTransformer(nn.Module):
     def __init__(self, config: TransformerConfig | None = None):
         super().__init__()
         self.config = cfg = config or TransformerConfig()
+        self.adapter_config = None  # set by adapters.attach (and adapters.load_adapter)
+        self.adapter_info: dict | None = None  # the loaded adapter file's info (adapters.load_adapter)
         if cfg.width % cfg.heads:
             raise ValueError(f"width {cfg.width} must be a multiple of heads {cfg.heads}")
         per_patch = cfg.patch ** 2
@@ -248,7 +251,6 @@ def masked_loss(model: MaskedTransformer, tokens: torch.Tensor, text: torch.Tens
 def training_prompt(caption: str, colour: str, u: float) -> str:
     """The image's caption most of the time; a third of the time without its colour word, because
     StyleDrop prompts name content and style only ("a letter A in watercolor painting style")."""
-    from . import world
 
     return caption if u < 2 / 3 else world.without_colour(caption, colour)
 
@@ -257,7 +259,6 @@ def base_loss_fn(text_encoder, cond_dropout: float = 0.1):
     """MaskGIT loss for `training.fit` on a TokenBank of captioned token grids. Random choices use
     torch's global generator, which `fit` seeds at every step, so a resumed run draws the same masks
     and prompts."""
-    from . import world
 
     colours = list(world.COLOURS)
 

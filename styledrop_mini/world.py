@@ -26,6 +26,7 @@ from functools import lru_cache
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
+from .images import image_grid
 from .styles import PRIMITIVES, Look, all_looks, paint
 
 # ----------------------------------------------------------------------------------------------
@@ -391,9 +392,15 @@ def render_subject(pose: int | None = 0, style: str = "flat", seed: int = 0, col
     return _paint(subject_mask(canvas, jitter), colour, look, rng, size)
 
 
+def summary() -> str:
+    """One line on the world's size: contents, colours, looks, named and held-out styles."""
+    return (f"the mini world: {len(CONTENTS)} contents, {len(COLOURS)} colours, {len(all_looks()):,} looks "
+            f"({len(training_looks()):,} for the base generator), {len(STYLES)} named (held out: "
+            f"{', '.join(HELD_OUT_STYLES)}; hard: {HARD_STYLE})")
+
+
 def contact_sheet(seed: int = 0, contents=None, size: int = IMAGE_SIZE, tile: int = 64) -> Image.Image:
     """One row per named style (held-out ones marked), one column per content, colours cycling."""
-    from .images import image_grid
 
     contents = contents or SHAPES + ("letter A", "letter G", "letter K", "letter R", "letter S", "letter W")
     colours = list(COLOURS)
@@ -423,7 +430,6 @@ def content_contrast(look: Look, colour: str, content: str = "circle", seed: int
 def primitive_sheet(content: str = "house", colour: str = "teal", base: Look = Look("white", "solid", "thin"),
                     seed: int = 0, tile: int = 64) -> Image.Image:
     """One row per primitive, one column per value: `base` with that one primitive changed."""
-    from .images import image_grid
 
     rows = []
     width = max(len(values) for values in PRIMITIVES.values())

@@ -4,7 +4,7 @@ import torch
 from styledrop_mini import adapters, prompts
 from styledrop_mini.adapters import AdapterConfig, attach, count, gate, load_adapter, save_adapter
 from styledrop_mini.checkpoints import CheckpointError
-from styledrop_mini.sampling import adapter_guided_logits, guided_logits
+from styledrop_mini.sampling import GUIDANCE, AdapterGuidance, adapter_guided_logits, check_gamma, guided_logits
 from styledrop_mini.text_encoder import TextFeatures
 from styledrop_mini.transformer import MaskedTransformer, TransformerConfig
 
@@ -67,13 +67,13 @@ def test_gate_switches_adapters_per_example_and_adapter_guidance_reduces_to_cfg(
             mixed = model(tokens, t.tokens, t.mask, t.pooled)
         assert torch.allclose(mixed[0], adapted[0], atol=1e-5) and torch.allclose(mixed[1], base[1], atol=1e-5)
         # Eq. 4 with lambda_A = 0 is the adapted logits plus the base model's guidance term
-        got = adapter_guided_logits(model, t, u, 0.0, 2.0)(tokens)
+        got = adapter_guided_logits(model, t, u, AdapterGuidance(0.0, 2.0))(tokens)
         base_u = base_copy(tokens, u.tokens, u.mask, u.pooled)
         assert torch.allclose(got, adapted + 2.0 * (base - base_u), atol=1e-4)
-        full = adapter_guided_logits(model, t, u, 1.5, 2.0)(tokens)
+        full = adapter_guided_logits(model, t, u, AdapterGuidance(1.5, 2.0))(tokens)
         assert torch.allclose(full, adapted + 1.5 * (adapted - base) + 2.0 * (base - base_u), atol=1e-4)
         # a separate base model (how a fully fine-tuned copy is guided) gives the same logits
-        separate = adapter_guided_logits(model, t, u, 1.5, 2.0, base=base_copy)(tokens)
+        separate = adapter_guided_logits(model, t, u, AdapterGuidance(1.5, 2.0), base=base_copy)(tokens)
         assert torch.allclose(separate, full, atol=1e-4)
         # with the adapters gated off everywhere it is plain classifier-free guidance (scale 1 + lambda_B)
         with gate(model, 0.0):
@@ -238,15 +238,13 @@ def test_an_adapter_without_a_base_fingerprint_warns_and_can_be_stamped(tmp_path
 
 
 def test_guidance_weights_must_be_finite_and_sane():
-    from styledrop_mini.sampling import check_guidance
-
-    torch.manual_seed(0)
-    model = MaskedTransformer(CFG)
-    attach(model, AdapterConfig(d_prj=2))
-    for bad in (float("nan"), float("inf"), -1e6, 1e3):
+    for bad in (float("nan"), float("inf"), -1e6, 1e3, "2"):
         with pytest.raises(ValueError, match="lambda_A must lie in"):
-            adapter_guided_logits(model, text(), text(seed=1), bad, 3.0)
+            AdapterGuidance(bad, 3.0)
         with pytest.raises(ValueError, match="lambda_B must lie in"):
-            check_guidance(1.0, bad)
+            AdapterGuidance(1.0, bad)
     with pytest.raises(ValueError, match="gamma must lie in"):
-        check_guidance(1.0, 3.0, float("nan"))
+        check_gamma(float("nan"))
+    # the forms a run manifest or a caller may hold all become the same record
+    assert AdapterGuidance.of([2.0, 3.0]) == AdapterGuidance.of({"lambda_a": 2.0, "lambda_b": 3.0}) == AdapterGuidance(2.0)
+    assert AdapterGuidance.of(None) == GUIDANCE == AdapterGuidance(1.0, 3.0)

@@ -6,7 +6,8 @@ import torch
 from styledrop_mini.checkpoints import CheckpointError, read_checkpoint, save_checkpoint
 from styledrop_mini.judges import Judges, JudgesConfig
 from styledrop_mini.tokenizer import TokenizerConfig, VQTokenizer
-from styledrop_mini.training import ImageBank, TrainSettings, fit
+from styledrop_mini.datasets import ImageBank
+from styledrop_mini.training import TrainSettings, fit
 from styledrop_mini.datasets import MiniWorld
 
 TINY_TOK = TokenizerConfig(channels=(8, 16, 16), codebook_size=32, code_dim=8)

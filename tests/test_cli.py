@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from styledrop_mini import cli, training
+from styledrop_mini import cli, recipes, training
 from styledrop_mini.checkpoints import fingerprint
 from styledrop_mini.cli import main
 from styledrop_mini.settings import CHECKPOINT_DIR, DATA_DIR, STYLES_DIR
@@ -105,7 +105,7 @@ def no_models(monkeypatch):
         raise AssertionError("a model was loaded before the input was checked")
 
     monkeypatch.setattr(pipeline.MusePipeline, "load", refuse)
-    monkeypatch.setattr(training, "ImageBank", None)  # `train` renders nothing either
+    monkeypatch.setattr(recipes, "ImageBank", None)  # `train` renders nothing either
 
 
 def fails(argv, capsys, code=2) -> str:
@@ -207,7 +207,7 @@ def test_train_never_replaces_a_bundled_checkpoint_unasked_and_says_what_a_repla
     small = ["--steps", "2", "--bank-size", "8", "--batch-size", "4", "--workers", "0"]
     assert main(["train", "tokenizer", *small]) == 0
     assert (tmp_path / "runs" / "tokenizer" / "tokenizer.safetensors").is_file()
-    assert training.training_output("tokenizer", overwrite=True) == CHECKPOINT_DIR / "tokenizer.safetensors"
+    assert recipes.training_output("tokenizer", overwrite=True) == CHECKPOINT_DIR / "tokenizer.safetensors"
     folder = tmp_path / "set"  # a copy of the bundled set, replaced in place as --out data/checkpoints/... would
     folder.mkdir()
     for name in ("tokenizer", "base", "subject_judge"):
@@ -270,7 +270,7 @@ def test_the_tiny_base_preset_trains_on_the_bundled_tokens(tmp_path, capsys):
                  "--out", str(out), "--run-dir", str(tmp_path / "run")]) == 0
     model = MaskedTransformer.load(out)
     tokens = VQTokenizer.load(CHECKPOINT_DIR / "tokenizer.safetensors").config
-    assert (model.config.width, model.config.layers) == (64, 2)  # training.BASE_PRESETS["tiny"]
+    assert (model.config.width, model.config.layers) == (64, 2)  # recipes.BASE_PRESETS["tiny"]
     assert model.config.grid == tokens.grid and model.config.codebook_size == tokens.codebook_size
     assert model.config.n_positions == 64 and model.info["preset"] == "tiny"
 

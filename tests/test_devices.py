@@ -96,10 +96,10 @@ def test_a_seeded_run_is_the_same_whichever_cpu_auto_finds_when_it_picks_fp32(mo
 def test_tuning_and_training_default_to_auto():
     import inspect
 
-    from styledrop_mini import adapters, dreambooth, feedback, training
+    from styledrop_mini import adapters, dreambooth, feedback, recipes
 
     assert inspect.signature(adapters.tune).parameters["precision"].default == "auto"
     assert inspect.signature(dreambooth.tune_subject).parameters["precision"].default == "auto"
     assert inspect.signature(feedback.train_round).parameters["precision"].default == "auto"
     assert TrainSettings(steps=1, batch_size=1, lr=1.0).precision == "auto"
-    assert all("precision" not in recipe or recipe["precision"] == "auto" for recipe in training.RECIPES.values())
+    assert all("precision" not in recipe or recipe["precision"] == "auto" for recipe in recipes.RECIPES.values())

@@ -3,7 +3,7 @@ import torch
 
 from styledrop_mini import dreambooth
 from styledrop_mini.adapters import AdapterConfig, attach
-from styledrop_mini.sampling import adapter_guided_logits, mixed_logits
+from styledrop_mini.sampling import GUIDANCE, adapter_guided_logits, mixed_logits
 from styledrop_mini.text_encoder import TextFeatures
 from styledrop_mini.transformer import MaskedTransformer, TransformerConfig
 
@@ -31,21 +31,21 @@ def test_mixing_is_style_at_gamma_0_content_at_gamma_1_and_linear_between():
     t, c, n = text(1), text(2), text(3)
     tokens = torch.randint(0, 17, (2, 16), generator=torch.Generator().manual_seed(4))
     with torch.no_grad():
-        l_style = adapter_guided_logits(style, t, n, 1.0, 3.0)(tokens)
-        l_content = adapter_guided_logits(content, c, n, 1.0, 3.0)(tokens)
-        assert torch.equal(mixed_logits(style, content, t, c, n, 1.0, 3.0, 0.0)(tokens), l_style)
-        assert torch.equal(mixed_logits(style, content, t, c, n, 1.0, 3.0, 1.0)(tokens), l_content)
-        half = mixed_logits(style, content, t, c, n, 1.0, 3.0, 0.6)(tokens)
+        l_style = adapter_guided_logits(style, t, n, GUIDANCE)(tokens)
+        l_content = adapter_guided_logits(content, c, n, GUIDANCE)(tokens)
+        assert torch.equal(mixed_logits(style, content, t, c, n, GUIDANCE, 0.0)(tokens), l_style)
+        assert torch.equal(mixed_logits(style, content, t, c, n, GUIDANCE, 1.0)(tokens), l_content)
+        half = mixed_logits(style, content, t, c, n, GUIDANCE, 0.6)(tokens)
         assert torch.allclose(half, 0.4 * l_style + 0.6 * l_content, atol=1e-4)
         assert not torch.allclose(l_style, l_content, atol=1e-3)
     with pytest.raises(ValueError, match="gamma"):
-        mixed_logits(style, content, t, c, n, 1.0, 3.0, 1.5)
+        mixed_logits(style, content, t, c, n, GUIDANCE, 1.5)
 
 
 class FakePipe:
     """Just what class_tokens needs: a generator of images and a tokenizer."""
     device = torch.device("cpu")
-    transformer_file = None
+    base_fingerprint = None
     calls = 0
 
     def generate(self, prompts, seed=0, progress=False):
@@ -60,9 +60,8 @@ class FakePipe:
 
 
 def test_class_images_are_drawn_once_then_read_from_the_cache(tmp_path, monkeypatch):
-    monkeypatch.setattr(dreambooth, "fingerprint", lambda path: "base123")
     pipe = FakePipe()
-    pipe.transformer_file = tmp_path / "base.safetensors"
+    pipe.base_fingerprint = "base123"  # what MusePipeline.load records of its base file
     first = dreambooth.class_tokens(pipe, "an orange star in flat style", n=6, cache_dir=tmp_path)
     assert first.shape == (6, 16) and FakePipe.calls == 1
     cached = list(tmp_path.glob("class_an_orange_star_in_flat_style_*_6_0_base123.safetensors"))

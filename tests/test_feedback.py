@@ -4,6 +4,7 @@ import pytest
 import torch
 from PIL import Image
 
+from styledrop_mini.sampling import GUIDANCE, AdapterGuidance
 from styledrop_mini import feedback
 from styledrop_mini.feedback import FeedbackSettings, Run, select_clip, select_judged, select_random
 from styledrop_mini.files import MetadataError, write_json
@@ -66,11 +67,12 @@ def test_compare_scores_every_model_at_the_guidance_it_is_given(monkeypatch):
         return {"judge_content": 0.5}, None, None
 
     monkeypatch.setattr(feedback.metrics, "style_transfer_report", fake_report)
-    table = feedback.compare(None, None, None, {}, {"R1": "m1", "R2 CF": "m2"}, seeds=3, seed=7, guidance=(2.0, 3.0))
+    strong = AdapterGuidance(2.0, 3.0)
+    table = feedback.compare(None, None, None, {}, {"R1": "m1", "R2 CF": "m2"}, seeds=3, seed=7, guidance=strong)
     assert list(table) == ["R1", "R2 CF"] and table["R2 CF"] == {"judge_content": 0.5}
-    assert seen == [("m1", 3, 7, (2.0, 3.0)), ("m2", 3, 7, (2.0, 3.0))]
+    assert seen == [("m1", 3, 7, strong), ("m2", 3, 7, strong)]
     feedback.compare(None, None, None, {}, {"R1": "m1"})
-    assert seen[-1] == ("m1", 4, 100, None)  # None: the library's guidance
+    assert seen[-1] == ("m1", 4, 100, GUIDANCE)  # the library's guidance
 
 
 def test_picker_clicks_are_written_at_once_and_survive_a_new_picker(tmp_path):

@@ -29,7 +29,7 @@ def test_generate_shapes_seeds_and_errors(pipe):
     assert images.shape == (2, 3, 64, 64) and 0 <= images.min() and images.max() <= 1
     again = pipe.generate(["a blue letter B in striped style"], seed=6, settings=SamplerSettings(steps=4), progress=False)
     assert torch.allclose(images[1], again[0], atol=1e-5)  # image i uses seed + i, whatever the batch
-    with pytest.raises(ValueError, match="prompt 1 is empty"):
+    with pytest.raises(ValueError, match="prompt 2 is empty"):
         pipe.generate(["a star", "  "])
     with pytest.raises(ValueError, match="steps"):
         pipe.generate(["a star"], settings=SamplerSettings(steps=0))
@@ -49,7 +49,7 @@ def test_base_model_draws_seen_styles_and_not_held_out_ones(pipe, judges):
 
 def test_guidance_makes_samples_follow_the_prompt(pipe, judges):
     bank = fresh_renders(24, seed=6, styles="seen", workers=0)
-    acc = {s: judges.accuracy(pipe.generate(bank.texts, seed=0, settings=SamplerSettings(guidance=s), progress=False),
+    acc = {s: judges.accuracy(pipe.generate(bank.texts, seed=0, settings=SamplerSettings(guidance_scale=s), progress=False),
                               content=bank.content_ids, style=bank.style_ids) for s in (0.0, 3.0)}
     assert acc[3.0]["content"] > acc[0.0]["content"] + 0.3  # unconditional samples draw any content
 

@@ -211,7 +211,7 @@ def test_guidance_scale_zero_is_the_unconditional_model_and_one_the_conditional(
 
 
 def test_sampler_settings_are_checked():
-    for bad in (dict(steps=0), dict(temperature=0), dict(choice_temperature=-1), dict(guidance=100)):
+    for bad in (dict(steps=0), dict(temperature=0), dict(choice_temperature=-1), dict(guidance_scale=100)):
         with pytest.raises(ValueError):
             SamplerSettings(**bad).check()
 
@@ -230,7 +230,7 @@ def test_checkpoint_round_trip(tmp_path):
 
 def test_a_bank_with_reconstructions_holds_each_image_twice_with_its_labels():
     from styledrop_mini.tokenizer import VQTokenizer
-    from styledrop_mini.training import ImageBank, training_world
+    from styledrop_mini.datasets import ImageBank, training_world
 
     images = ImageBank.render(training_world("all", 4, seed=1), workers=0)
     tokenizer = VQTokenizer().eval()
@@ -245,7 +245,7 @@ def test_a_bank_with_reconstructions_holds_each_image_twice_with_its_labels():
 def test_token_bank_encodes_once_and_serves_batches():
     from styledrop_mini.datasets import MiniWorld
     from styledrop_mini.tokenizer import VQTokenizer
-    from styledrop_mini.training import ImageBank, TokenBank
+    from styledrop_mini.datasets import ImageBank, TokenBank
 
     images = ImageBank.render(MiniWorld(n=6, split="train", styles="seen", seed=0), workers=0)
     tokenizer = VQTokenizer().eval()

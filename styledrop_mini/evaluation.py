@@ -1,0 +1,82 @@
+"""`styledrop-mini evaluate`: the bundled models measured on fresh test renders, in one report.
+
+The measuring models (tokenizer, judges, CLIP) against the truth of the test renders; the base
+generator on seen styles and on held-out names (metrics.generator_report); and the style-prior
+diagnostics (diagnostics.py): can the base learn each held-out style, from true renders and from one image?
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+from . import diagnostics, metrics, world
+from .clip import MiniClip
+from .datasets import style_references
+from .devices import pick_device
+from .images import load_image
+from .judges import Judges
+from .pipeline import MusePipeline
+from .sampling import SamplerSettings
+from .settings import CHECKPOINT_DIR
+from .tokenizer import VQTokenizer
+
+MODELS = ("tokenizer", "judges", "clip", "base", "style-prior")
+HELD_OUT = world.HELD_OUT_STYLES + (world.HARD_STYLE,)
+
+
+def check_request(models, styles=HELD_OUT, png=()) -> None:
+    """Refuse what cannot be measured before any slow work: unknown models, styles that are not
+    held out, a PNG without 'style-prior' to measure it, a missing or broken PNG."""
+    unknown = sorted(set(models) - set(MODELS))
+    if unknown:
+        raise ValueError(f"unknown model(s) {unknown}; choose from {', '.join(MODELS)}")
+    bad_styles = [s for s in styles if s not in HELD_OUT]
+    if "style-prior" in models and bad_styles:
+        raise ValueError(f"styles {bad_styles}: style-prior measures held-out styles: {', '.join(HELD_OUT)}")
+    if png and "style-prior" not in models:
+        raise ValueError("a PNG is measured by 'style-prior': add it to the models")
+    for path, _ in png:
+        load_image(path)  # a missing or broken picture fails now
+
+
+def evaluate(models, checkpoints=None, device="cpu", n: int = 1000, seed: int = 1, workers: int | None = None,
+             prompts: int = 400, settings: SamplerSettings | None = None, styles=HELD_OUT, seeds: int = 4,
+             precision: str = "auto", png=(), say=print) -> dict:
+    """The report of each of `models` (any of MODELS) on the checkpoints in `checkpoints` (default: the
+    bundled ones): `n` fresh test renders (seed `seed`) for the measuring models, `prompts` prompts per
+    style group for "base" (sampled with `settings`), `prompts` x `seeds` images per test for
+    "style-prior" (with `png`: pictures drawn outside the world, as (file, descriptor) pairs)."""
+    check_request(models, styles, png)
+    settings = (settings or SamplerSettings()).check()
+    folder = Path(checkpoints) if checkpoints else CHECKPOINT_DIR
+    device = pick_device(device)
+    measuring = [m for m in models if m not in ("base", "style-prior")]
+    bank = metrics.look_test_bank(n=n, seed=seed, workers=workers) if measuring else None
+    report = {"test_images": len(bank) if bank else 0, "seed": seed}
+    if "tokenizer" in models or "judges" in models:
+        tokenizer = VQTokenizer.load(folder / "tokenizer.safetensors", device)
+    if "judges" in models:
+        judges = Judges.load(folder / "judges.safetensors", device)
+        report["judges"] = metrics.judges_on_renders_and_reconstructions(judges, tokenizer, bank)
+    if "tokenizer" in models:
+        report["tokenizer"] = metrics.tokenizer_report(tokenizer, bank)
+        report["tokenizer"]["looks"] = metrics.look_reconstruction_report(tokenizer, n=n, seed=seed,
+                                                                          per_style=max(4, n // 16))
+    if "clip" in models:
+        report["clip"] = metrics.clip_report(MiniClip.load(folder / "clip.safetensors", device), bank)
+    if "base" in models or "style-prior" in models:
+        pipe = MusePipeline.load(folder, device)
+    if "base" in models:  # the generator: seen styles (what it learnt) and held-out names (what it cannot)
+        report["base"] = {group: metrics.generator_report(pipe, pipe.judges(), pipe.clip, n=prompts, seed=seed,
+                                                          styles=group, settings=settings, workers=workers)
+                          for group in ("seen", "held_out")}
+        report["base"]["sampler"] = asdict(settings)
+    if "style-prior" in models:  # can the base learn a held-out style at all, and from one image?
+        start = time.perf_counter()
+        report["style_prior"] = diagnostics.style_prior_report(
+            pipe, pipe.judges(), pipe.clip, style_references(), styles, seeds=seeds, n_prompts=prompts,
+            precision=precision, outside=png)
+        report["style_prior"]["wall_seconds"] = round(time.perf_counter() - start, 1)
+        say(diagnostics.table(report["style_prior"]))
+    return report

@@ -1,0 +1,163 @@
+"""The recipes of the bundled models: what each trains on, its size and its settings, and the one
+function behind `styledrop-mini train NAME` that renders its data, builds it, trains it with
+training.fit and saves it (chapters 01-03 train small versions of each by hand).
+"""
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+
+import torch
+
+from .checkpoints import fingerprint
+from .clip import MiniClip, clip_loss_fn
+from .datasets import ImageBank, TokenBank, training_world
+from .devices import describe, pick_device, resolve_precision
+from .files import check_output, checkpoint_file, save_or_rescue
+from .judges import Judges, judges_loss
+from .settings import CHECKPOINT_DIR
+from .text_encoder import ClipTextEncoder
+from .tokenizer import VQTokenizer, tokenizer_loss
+from .training import TrainSettings, fit, seed_everything
+from .transformer import MaskedTransformer, TransformerConfig, base_loss_fn
+
+RECIPES = {
+    # Sized to train on 2 CPU cores in tens of minutes (see data/checkpoints/README.md for the times).
+    "tokenizer": dict(steps=5000, batch_size=64, lr=2e-3, warmup=100, weight_decay=0.0, bank=40000),
+    "judges": dict(steps=3000, batch_size=128, lr=3e-3, warmup=100, weight_decay=1e-4, bank=40000),
+    "clip": dict(steps=4000, batch_size=128, lr=1e-3, warmup=100, weight_decay=0.1, bank=40000),
+    # The generator never sees the held-out looks: they are what StyleDrop must learn (TRAINING_WORLDS).
+    # Precision follows devices.resolve_precision ("auto"): bf16 where it is native, fp32 elsewhere.
+    "base": dict(steps=3000, batch_size=128, lr=1.4e-3, warmup=200, weight_decay=0.05, bank=30000, world="seen",
+                 attention="math"),
+}
+
+# The base generator's sizes: one architecture, three presets (`train base --preset NAME`). Each sets
+# the transformer's shape (TransformerConfig fields) and any recipe settings it changes. The token grid
+# and codebook always come from the tokenizer; a 16x16 grid is read as 2x2 patches (64 positions).
+BASE_PRESETS = {
+    "tiny": dict(transformer=dict(width=64, layers=2, heads=2), steps=200, batch_size=32, bank=2000),  # tests
+    "cpu": dict(transformer=dict(width=256, layers=4, heads=4), steps=6000, bank=60000),  # the bundled one
+    "gpu": dict(transformer=dict(width=512, layers=8, heads=8), steps=12000, batch_size=256, bank=200000,
+                lr=1e-3),
+}
+
+
+SAVE_DTYPES = {"fp32": None, "fp16": torch.float16, "bf16": torch.bfloat16}  # None: as trained (fp32)
+
+
+def build(name: str, preset: str = "cpu"):
+    """The fresh model and its loss function for a recipe name (and, for "base", a BASE_PRESETS name)."""
+    if name == "tokenizer":
+        return VQTokenizer(), tokenizer_loss
+    if name == "judges":
+        return Judges(), judges_loss
+    if name == "clip":
+        return MiniClip(), clip_loss_fn()
+    if name == "base":
+        text_encoder = ClipTextEncoder(MiniClip.load(CHECKPOINT_DIR / "clip.safetensors"))
+        tokens = VQTokenizer.load(CHECKPOINT_DIR / "tokenizer.safetensors").config
+        pooled_width = text_encoder([""]).pooled.shape[-1]  # the prompt vector that modulates every block
+        config = TransformerConfig(text_width=text_encoder.width, grid=tokens.grid, patch=max(1, tokens.grid // 8),
+                                   codebook_size=tokens.codebook_size, pooled_width=pooled_width,
+                                   **BASE_PRESETS[preset]["transformer"])
+        return MaskedTransformer(config), base_loss_fn(text_encoder, config.cond_dropout)
+    raise ValueError(f"unknown model {name!r}; choose one of {', '.join(RECIPES)}")
+
+
+# Which bundled checkpoints were trained with which: replacing one makes those listed stale.
+TRAINED_WITH = {"base": ("tokenizer", "clip"), "judges": ("tokenizer",), "subject_judge": ("tokenizer",)}
+
+
+def training_output(name: str, out=None, overwrite: bool = False, run_dir=None) -> Path:
+    """Where `train NAME` writes: `out` when given; the bundled file only with `overwrite`; else
+    RUN_DIR/NAME.safetensors, beside the run's state, so the bundled checkpoints never change unasked."""
+    if out is not None:
+        return checkpoint_file(out)
+    if overwrite:
+        return CHECKPOINT_DIR / f"{name}.safetensors"
+    return Path(run_dir or Path("runs") / name) / f"{name}.safetensors"
+
+
+def invalidated_by(out) -> list[str]:
+    """What replacing the checkpoint file `out` makes stale, among the checkpoints beside it."""
+    out = Path(out)
+    if not out.exists():
+        return []
+    name, stale = out.stem, []
+    for dependent, parts in TRAINED_WITH.items():
+        if name in parts and (out.parent / f"{dependent}.safetensors").exists():
+            stale.append(f"{out.parent / dependent}.safetensors (trained with this {name}: retrain it)")
+    if name == "base":
+        stale.append("every adapter tuned on it (style-tune, dreambooth, feedback train refuse to mix them: tune again)")
+    if out.resolve().parent == CHECKPOINT_DIR.resolve():
+        stale.append("the notebooks' committed outputs and benchmarks/results/, made with the bundled set")
+    return stale
+
+
+def train(name: str, out=None, steps=None, batch_size=None, lr=None, bank_size=None, seed: int = 0,
+          device: str = "cpu", run_dir=None, resume: bool = False, workers=None, command: str = "",
+          save_dtype=None, precision=None, attention=None, overwrite: bool = False, preset: str | None = None):
+    """Train a recipe's model on the mini world (the measuring models on all of it, the base generator
+    on its training looks: TRAINING_WORLDS) and save it to `out` (default: see `training_output`).
+    `preset` (base only) picks a size from BASE_PRESETS; "cpu" by default."""
+    recipe = dict(RECIPES[name]) if name in RECIPES else None
+    if recipe is None:
+        raise ValueError(f"unknown model {name!r}; choose one of {', '.join(RECIPES)}")
+    if save_dtype is not None and save_dtype not in SAVE_DTYPES:
+        raise ValueError(f"save_dtype must be one of {', '.join(SAVE_DTYPES)}, got {save_dtype!r}")
+    if preset is not None and name != "base":
+        raise ValueError(f"--preset sizes the base generator only, not {name!r}")
+    if name == "base":
+        preset = preset or "cpu"
+        if preset not in BASE_PRESETS:
+            raise ValueError(f"unknown preset {preset!r}; choose one of {', '.join(BASE_PRESETS)}")
+        recipe.update({k: v for k, v in BASE_PRESETS[preset].items() if k != "transformer"})
+    for key, value in (("steps", steps), ("batch_size", batch_size), ("lr", lr), ("bank", bank_size)):
+        if value is not None:
+            if not 0 < value < math.inf:
+                raise ValueError(f"{key} must be positive, got {value}")
+            recipe[key] = value
+    dev = pick_device(device)
+    out = check_output(training_output(name, out, overwrite, run_dir), "checkpoint")
+    for stale in invalidated_by(out):
+        print(f"note: writing {out} will make stale: {stale}")
+    print(f"training {name} on {describe(dev, precision or recipe.get('precision', 'auto'))}")
+    seed_everything(seed)
+    started = time.perf_counter()
+    which = recipe.get("world", "all")
+    bank = ImageBank.render(training_world(which, recipe["bank"], seed), workers)
+    render_seconds = time.perf_counter() - started
+    model, loss_fn = build(name, preset or "cpu")
+    if name in ("base", "judges"):
+        tokenizer = VQTokenizer.load(CHECKPOINT_DIR / "tokenizer.safetensors", dev)
+        # The generator learns the tokenizer's tokens; the judges read renders and their reconstructions.
+        bank = TokenBank.encode(bank, tokenizer) if name == "base" else bank.with_reconstructions(tokenizer)
+    n_params = sum(p.numel() for p in model.parameters())
+    print(f"{name}: {n_params / 1e6:.2f} M parameters, {len(bank)} training images "
+          f"(rendered in {render_seconds:.0f} s), {recipe['steps']} steps of {recipe['batch_size']} on {dev}")
+    settings = TrainSettings(steps=recipe["steps"], batch_size=recipe["batch_size"], lr=recipe["lr"], seed=seed,
+                             warmup=min(recipe["warmup"], recipe["steps"] // 5 + 1),
+                             weight_decay=recipe["weight_decay"], save_every=min(500, max(100, recipe["steps"] // 10)),  # minutes of CPU work lost at most
+                             precision=precision or recipe.get("precision", "auto"),
+                             attention=attention or recipe.get("attention", "auto"),
+                             extra={"model": name, "bank": recipe["bank"], "world": which, "preset": preset})
+    fit_started = time.perf_counter()
+    history = fit(model, loss_fn, bank, settings, dev, run_dir=run_dir, resume=resume, desc=f"train {name}")
+    train_seconds = time.perf_counter() - fit_started
+    info = {"command": command, "device": str(dev), "device_name": torch.cuda.get_device_name(dev)
+            if dev.type == "cuda" else "cpu", "torch_threads": torch.get_num_threads(),
+            "wall_seconds": round(time.perf_counter() - started, 1), "render_seconds": round(render_seconds, 1),
+            "train_seconds": round(train_seconds, 1), "steps": settings.steps, "batch_size": settings.batch_size,
+            "lr": settings.lr, "precision": resolve_precision(settings.precision, dev), "attention": settings.attention,
+            "seed": seed, "preset": preset,
+            "images": len(bank), "parameters": n_params,
+            "final": history[-1] if history else {}}
+    if name in TRAINED_WITH:  # which bundled checkpoints its tokens, features or reconstructions came from
+        info.update({f"{part}_fingerprint": fingerprint(CHECKPOINT_DIR / f"{part}.safetensors")
+                     for part in TRAINED_WITH[name]})
+    dtype = SAVE_DTYPES[save_dtype or "fp32"]
+    out = save_or_rescue(lambda path: model.to("cpu").save(path, info=info, dtype=dtype), out, "trained model")
+    print(f"wrote {out} ({Path(out).stat().st_size / 2**20:.1f} MB) after {info['wall_seconds']:.0f} s")
+    return model, history

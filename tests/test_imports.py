@@ -1,0 +1,76 @@
+"""The package's imports form a tree, read from the source: no cycle between its modules, and every
+import at the top of its file (an import inside a function hides a cycle or a slow start; one is
+allowed only for a heavy optional dependency, with a comment on its line saying so)."""
+import ast
+from pathlib import Path
+
+import styledrop_mini
+
+PACKAGE = Path(styledrop_mini.__file__).parent
+MODULES = sorted(p.stem for p in PACKAGE.glob("*.py"))
+
+
+def imports(path: Path):
+    """(imported package module or None, line, inside a function?) for each import statement of `path`."""
+    found = []
+
+    def walk(node, in_function):
+        for child in ast.iter_child_nodes(node):
+            inside = in_function or isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda))
+            if isinstance(child, ast.ImportFrom) and child.level == 1:
+                names = [child.module.split(".")[0]] if child.module else [a.name for a in child.names]
+                found.extend((name, child.lineno, in_function) for name in names if name in MODULES)
+            elif isinstance(child, (ast.Import, ast.ImportFrom)):
+                found.append((None, child.lineno, in_function))
+            walk(child, inside)
+    walk(ast.parse(path.read_text()), False)
+    return found
+
+
+def graph() -> dict[str, set[str]]:
+    return {m: {name for name, _, _ in imports(PACKAGE / f"{m}.py") if name} - {m} for m in MODULES}
+
+
+def find_cycle(edges: dict[str, set[str]]) -> list[str] | None:
+    """A cycle of modules (first module repeated at the end), or None: depth-first search."""
+    state, path = {}, []
+
+    def visit(module):
+        state[module] = "open"
+        path.append(module)
+        for target in sorted(edges.get(module, ())):
+            if state.get(target) == "open":
+                return path[path.index(target):] + [target]
+            if target not in state and (cycle := visit(target)):
+                return cycle
+        state[module] = "done"
+        path.pop()
+        return None
+
+    for module in sorted(edges):
+        if module not in state and (cycle := visit(module)):
+            return cycle
+    return None
+
+
+def test_the_cycle_finder_finds_a_cycle():  # the check below can fail
+    assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == ["a", "b", "c", "a"]
+    assert find_cycle({"a": {"b", "c"}, "b": {"c"}, "c": set()}) is None
+
+
+def test_the_package_imports_form_a_tree():
+    assert find_cycle(graph()) is None, f"import cycle: {' -> '.join(find_cycle(graph()))}"
+
+
+def test_imports_sit_at_the_top_of_each_file():
+    hidden = []
+    for module in MODULES:
+        lines = (PACKAGE / f"{module}.py").read_text().splitlines()
+        hidden += [f"{module}.py:{line}: {lines[line - 1].strip()}" for name, line, in_function in imports(
+            PACKAGE / f"{module}.py") if in_function and (name or "optional" not in lines[line - 1])]
+    assert not hidden, "imports inside functions:\n" + "\n".join(hidden)
+
+
+def test_every_module_is_named_in_the_package_docstring():
+    missing = [m for m in MODULES if not m.startswith("_") and f"{m}" not in (styledrop_mini.__doc__ or "")]
+    assert not missing, f"the package docstring does not name: {missing}"
