@@ -12,6 +12,8 @@ weight (`kind="full"`) the costly baseline, both for comparison.
 
 Adapter guidance (paper Eq. 4) needs Ĝ and G on the same tokens. Every adapter takes a per-example
 *gate* (1 = adapted, 0 = base), so Ĝ(v, t), G(v, t) and G(v, n) run as one batch of three.
+
+Chapter 04: tutorials/04_adapters.ipynb.
 """
 from __future__ import annotations
 

@@ -5,6 +5,8 @@ model (`config`), and where it came from (`info`: the command that made it, its 
 Every way a file can be wrong — missing, corrupt, another kind of model, a config or tensor shapes
 that do not match, weights that are NaN or infinite — is a `CheckpointError` that names the file and
 the mismatch. A checkpoint may be named with or without its `.safetensors` suffix.
+
+Chapter 01: tutorials/01_image_tokenizer.ipynb.
 """
 from __future__ import annotations
 

@@ -8,6 +8,8 @@ styles included — so it plays the part of a CLIP that has seen far more than t
 
 A user with real open_clip weights on disk can wrap any open_clip architecture instead:
 `MiniClip.from_open_clip("ViT-B-32", pretrained="/path/to/weights.bin")`.
+
+Chapter 02: tutorials/02_clip_and_judges.ipynb.
 """
 from __future__ import annotations
 

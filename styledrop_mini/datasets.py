@@ -7,6 +7,8 @@ folder of captioned images:
      "content_id", "colour_id", "style_id": indices into world.CONTENTS / COLOURS / STYLES (-1 when unknown),
      "background_id", "fill_id", "outline_id", "effect_id", "palette_id": the look, one index into
          styles.PRIMITIVES per primitive (-1 when unknown)}
+
+Chapter 00: tutorials/00_mini_world.ipynb.
 """
 from __future__ import annotations
 

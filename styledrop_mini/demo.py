@@ -2,6 +2,8 @@
 one bundled reference image, draw new contents with StyleDrop and with the base model given the same
 prompt, score both with the judges (the truth) and the mini CLIP (the paper's metric), and lay the
 images out as one grid.
+
+Chapter 04: tutorials/04_adapters.ipynb.
 """
 from __future__ import annotations
 

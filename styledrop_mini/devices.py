@@ -12,6 +12,8 @@ transformer takes 2.16 s instead of 0.067 s in fp32 (32x slower: benchmarks/resu
 `ONEDNN_MAX_CPU_ISA` (oneDNN's own switch) is respected: capping oneDNN below its bf16 instruction
 sets makes bf16 emulated again, so `auto` picks fp32. Setting `ONEDNN_MAX_CPU_ISA=AVX2` (with
 `ATEN_CPU_CAPABILITY=avx2`) on a CPU with bf16 reproduces a typical laptop's speeds.
+
+Chapter 01: tutorials/01_image_tokenizer.ipynb.
 """
 from __future__ import annotations
 

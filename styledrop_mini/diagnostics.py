@@ -23,6 +23,8 @@ and, for a picture drawn outside the world (any PNG, `outside_reference`):
 
 Every rate comes with its standard error, sqrt(p (1 - p) / n). Test renders and samples use seeds
 that no setting was chosen on (DIAGNOSTIC_SEED).
+
+Chapter 03: tutorials/03_masked_transformer.ipynb.
 """
 from __future__ import annotations
 

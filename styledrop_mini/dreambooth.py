@@ -11,6 +11,8 @@ images for the caption without the identifier once (cached), and they train alon
 
 The content adapter is an ordinary adapter file (adapters.py), so it mixes with a StyleDrop style
 adapter at sampling time (sampling.mixed_logits).
+
+Chapter 08: tutorials/08_dreambooth_mixing.ipynb.
 """
 from __future__ import annotations
 

@@ -3,6 +3,8 @@
 A checker explains what is wrong in words (the most likely mistake first), so a student learns
 from a wrong answer instead of staring at `False`. Each notebook's exercises register here under
 "NN.name"; `check` raises `ExerciseError` for a wrong answer and prints a line for a right one.
+
+Chapter 00: tutorials/00_mini_world.ipynb.
 """
 from __future__ import annotations
 

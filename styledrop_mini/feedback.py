@@ -19,6 +19,8 @@ Everything lives in a run folder, so a run can be inspected, resumed and reprodu
     RUN/pool.jsonl                one line per image: id, file, prompt, content, seed, CLIP scores
     RUN/selections/NAME.json      a selection (ids), rewritten atomically at every change
     RUN/round2_NAME.safetensors   the adapter trained on that selection
+
+Chapter 06: tutorials/06_clip_feedback.ipynb.
 """
 from __future__ import annotations
 

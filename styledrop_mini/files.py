@@ -7,6 +7,8 @@
 - `check_output(path, kind)`: an output path is writable and of the right kind *before* the work that
   fills it; `save_or_rescue` still keeps the result (in the temp folder, said aloud) if writing fails.
 - `checkpoint_file(name)`: "my_style" and "my_style.safetensors" name the same file, everywhere.
+
+Chapter 00: tutorials/00_mini_world.ipynb.
 """
 from __future__ import annotations
 

@@ -2,6 +2,8 @@
 
 Every image enters the package through `load_image`, so odd files (RGBA, greyscale, palette, 16-bit,
 huge, animated, truncated) are handled in one place, with errors that name the file.
+
+Chapter 00: tutorials/00_mini_world.ipynb.
 """
 from __future__ import annotations
 

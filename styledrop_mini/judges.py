@@ -16,6 +16,8 @@ image is the named style whose recipe its five judged primitives make, or "" whe
 primitive heads' probabilities, one unit vector per primitive. The heads were trained to name the
 look whatever the content, so the descriptor ignores content by construction, and it applies to any
 image, a style drawn outside the world included (cosine similarity: `style_similarity`).
+
+Chapter 02: tutorials/02_clip_and_judges.ipynb.
 """
 from __future__ import annotations
 

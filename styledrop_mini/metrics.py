@@ -2,6 +2,8 @@
 
 Every figure in data/checkpoints/README.md comes from `styledrop-mini evaluate`, which calls these.
 Test renders use the *test* split (odd render seeds), so no image was seen in training.
+
+Chapter 01: tutorials/01_image_tokenizer.ipynb.
 """
 from __future__ import annotations
 

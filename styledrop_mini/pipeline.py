@@ -2,6 +2,8 @@
 
     pipe = MusePipeline.load()                         # the bundled checkpoints
     images = pipe.generate(["a red star in pencil sketch style"] * 4, seed=0)   # (4, 3, 64, 64)
+
+Chapter 03: tutorials/03_masked_transformer.ipynb.
 """
 from __future__ import annotations
 

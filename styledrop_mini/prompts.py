@@ -4,6 +4,8 @@ The reference image is captioned "{content} in {style descriptor} style" — "a 
 stained glass style" — and every new prompt reuses the descriptor: "a letter A in stained glass
 style". Training on the full caption lets the adapter attach the style to the descriptor's words and
 leave the content to the content words, so new content can be asked for at sampling time.
+
+Chapter 05: tutorials/05_templated_prompts.ipynb.
 """
 from __future__ import annotations
 

@@ -1,6 +1,8 @@
 """The recipes of the bundled models: what each trains on, its size and its settings, and the one
 function behind `styledrop-mini train NAME` that renders its data, builds it, trains it with
 training.fit and saves it (chapters 01-03 train small versions of each by hand).
+
+Chapter 03: tutorials/03_masked_transformer.ipynb.
 """
 from __future__ import annotations
 

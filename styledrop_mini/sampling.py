@@ -12,6 +12,8 @@ a time would take N (256 for the bundled 16x16 grid).
 
 Classifier-free guidance mixes the logits with and without the prompt:
     l = l_uncond + s * (l_cond - l_uncond)     (s = 0: unconditional, s = 1: plain conditional)
+
+Chapter 03: tutorials/03_masked_transformer.ipynb.
 """
 from __future__ import annotations
 

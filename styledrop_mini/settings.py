@@ -1,4 +1,7 @@
-"""Package-wide settings: where bundled data lives and the notebooks' quick switch."""
+"""Package-wide settings: where bundled data lives and the notebooks' quick switch.
+
+Chapter 00: tutorials/00_mini_world.ipynb.
+"""
 from __future__ import annotations
 
 import os

@@ -17,6 +17,8 @@ shadow), fill, outline, effect over everything (cells).
 
 This module knows how to draw; world.py decides what the world holds: which looks have names, which
 are held out from the base generator and why, and how captions describe them.
+
+Chapter 00: tutorials/00_mini_world.ipynb.
 """
 from __future__ import annotations
 

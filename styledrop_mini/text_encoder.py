@@ -8,6 +8,8 @@ our mini CLIP, frozen. The seam is small, so any encoder that returns the same t
 `ClipTextEncoder` wraps the mini CLIP (or any open_clip model); `HFTextEncoder` wraps a transformers
 text model (`CLIPTextModel`, `T5EncoderModel`) with its tokenizer, loaded from a local path.
 The empty prompt "" is allowed here: it is the unconditional prompt n of classifier-free guidance.
+
+Chapter 03: tutorials/03_masked_transformer.ipynb.
 """
 from __future__ import annotations
 

@@ -10,6 +10,8 @@ The nearest-code lookup has no gradient, so training uses the straight-through e
 decoder's gradient onto the encoder output), a commitment loss that keeps the encoder close to its
 codes, and exponential-moving-average (EMA) codebook updates with restarts of dead codes (codes no
 image uses are moved onto random encoder outputs, so the whole codebook stays in use).
+
+Chapter 01: tutorials/01_image_tokenizer.ipynb.
 """
 from __future__ import annotations
 

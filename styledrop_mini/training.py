@@ -4,6 +4,8 @@ The loop is deliberately plain (nanoGPT-style): draw a batch, compute a loss, st
 a pure function of (seed, step), so a run resumed from its last saved state sees exactly the batches
 it would have seen without the interruption. What each bundled model trains on, and with which
 settings, is in recipes.py; the banks it draws batches from are in datasets.py.
+
+Chapter 01: tutorials/01_image_tokenizer.ipynb.
 """
 from __future__ import annotations
 

@@ -32,6 +32,8 @@ modules in the base model. StyleDrop's adapters (adapters.py) replace them; noth
 Training is MaskGIT's: draw r ~ U(0, 1), mask ceil(cos(pi r / 2) N) tokens, and take the
 cross-entropy on the masked positions only. For ~10 % of examples the prompt is replaced by the
 empty prompt, so the same model also gives the unconditional logits that guidance needs.
+
+Chapter 03: tutorials/03_masked_transformer.ipynb.
 """
 from __future__ import annotations
 

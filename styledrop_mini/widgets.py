@@ -6,6 +6,8 @@
 Every click is written to RUN/selections/human.json at once (atomically), so a crashed kernel or a
 closed tab loses nothing, and a picker made again from the same folder shows the same selection.
 A cell cannot wait for clicks: the next cell reads `run.selection("human")` from disk.
+
+Chapter 07: tutorials/07_human_feedback.ipynb.
 """
 from __future__ import annotations
 

@@ -15,6 +15,8 @@ All lengths are in units of `u = canvas / 64`, so a 256-pixel render is a crispe
 The space holds thousands of looks. Thirteen have names (`STYLE_LOOKS`: "flat", "neon", ...); four of
 those are held out from the base generator, which StyleDrop must learn from one image: three as new
 combinations of values the base sees elsewhere, one with a value it never sees (`HELD_OUT_SIGNATURES`).
+
+Chapter 00: tutorials/00_mini_world.ipynb.
 """
 from __future__ import annotations
 

@@ -2,7 +2,11 @@
 import at the top of its file (an import inside a function hides a cycle or a slow start; one is
 allowed only for a heavy optional dependency, with a comment on its line saying so)."""
 import ast
+import json
+import re
 from pathlib import Path
+
+import pytest
 
 import styledrop_mini
 
@@ -74,3 +78,32 @@ def test_imports_sit_at_the_top_of_each_file():
 def test_every_module_is_named_in_the_package_docstring():
     missing = [m for m in MODULES if not m.startswith("_") and f"{m}" not in (styledrop_mini.__doc__ or "")]
     assert not missing, f"the package docstring does not name: {missing}"
+
+
+def chapter_of(module: str) -> int | None:
+    """The chapter a module's docstring names ("Chapter 03: tutorials/03_....ipynb"), or None."""
+    match = re.search(r"^Chapter (\d\d): tutorials/\d\d_\w+\.ipynb\.$", ast.get_docstring(
+        ast.parse((PACKAGE / f"{module}.py").read_text())) or "", re.M)
+    return int(match[1]) if match else None
+
+
+def test_each_notebook_imports_only_what_its_chapter_or_an_earlier_one_introduces():
+    tutorials = PACKAGE.parent / "tutorials"
+    if not tutorials.is_dir():
+        pytest.skip("no tutorials/ beside the package (an installed copy)")
+    late = []
+    for notebook in sorted(tutorials.glob("[0-9][0-9]_*.ipynb")):
+        number = int(notebook.name[:2])
+        code = "\n".join("".join(c["source"]) for c in json.loads(notebook.read_text())["cells"]
+                         if c["cell_type"] == "code")
+        used = set(re.findall(r"from styledrop_mini\.(\w+) import", code))
+        for names in re.findall(r"from styledrop_mini import ([\w, ]+)", code):
+            used |= {name.strip().split(" as ")[0] for name in names.split(",")}
+        late += [f"{notebook.name} uses {m} (chapter {chapter_of(m)})" for m in sorted(used & set(MODULES))
+                 if (chapter_of(m) or 0) > number]
+    assert not late, "\n".join(late)
+
+
+def test_modules_a_notebook_teaches_name_their_chapter():
+    unnamed = [m for m in MODULES if chapter_of(m) is None and m not in ("__init__", "__main__", "cli", "evaluation")]
+    assert not unnamed, f"no 'Chapter NN: tutorials/NN_....ipynb.' line in the docstring of: {unnamed}"
