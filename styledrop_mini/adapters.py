@@ -23,7 +23,7 @@ import dataclasses
 import math
 import time
 import warnings
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Callable
 
 import torch
@@ -34,6 +34,7 @@ from .checkpoints import (CheckpointError, check_tensors, config_from_dict, find
                           read_checkpoint, save_checkpoint)
 from . import prompts
 from .datasets import StyleReference, TokenBank
+from .prompts import TEMPLATE
 from .training import TrainSettings, fit
 from .transformer import prompt_loss_fn
 
@@ -171,13 +172,43 @@ def gate(model, values: torch.Tensor | float | None):
             m.gate = None
 
 
-def save_adapter(model, path, info: dict) -> None:
+@dataclass
+class AdapterInfo:
+    """What an adapter file records beside its weights: the base it was tuned on, what its prompts must
+    say, and how it was tuned (stored as the file's JSON info)."""
+    base_fingerprint: str | None = None  # checkpoints.fingerprint of the base transformer file
+    role: str = "style"  # "style" (StyleDrop, rounds 1 and 2) or "content" (a DreamBooth subject)
+    caption: str = ""  # what it was tuned on: the reference's caption, or the subject's prompt
+    descriptor: str = ""  # style: the words its prompts carry, e.g. "stained glass"
+    template: str = TEMPLATE  # style: how a prompt gets the descriptor (prompts.styled)
+    reference: str = ""  # style: the reference image file
+    style: str = ""  # style: its name
+    identifier: str = ""  # content: the rare word, e.g. "sks"
+    class_noun: str = ""  # content: e.g. "star"
+    tuning: dict = field(default_factory=dict)  # steps, lr, seed, train_seconds, final_loss, command, ...
+
+    @staticmethod
+    def from_dict(info: dict) -> "AdapterInfo":
+        """From a file's JSON info; files written before this record kept the caption as
+        "reference_caption" (style) or "prompt" (content), and their settings beside the rest."""
+        fields = {f.name for f in dataclasses.fields(AdapterInfo)}
+        record = {k: v for k, v in info.items() if k in fields and k != "tuning"}
+        record.setdefault("caption", info.get("reference_caption") or info.get("prompt") or "")
+        extra = {k: v for k, v in info.items() if k not in fields | {"reference_caption", "prompt"}}
+        return AdapterInfo(**record, tuning={**extra, **info.get("tuning", {})})
+
+    def prompt(self, content: str) -> str:
+        """A style adapter's prompt for new content (its own template and descriptor)."""
+        return prompts.styled(content, self.descriptor, self.template)
+
+
+def save_adapter(model, path, info: AdapterInfo) -> None:
     """A small safetensors file: the adapters' tensors, their config, and `info` (base fingerprint,
     descriptor, template, settings)."""
     if model.adapter_config.kind == "full":
         raise ValueError("a fully fine-tuned transformer is a whole new model, not an adapter; "
                          "save it with model.save(path)")
-    save_checkpoint(path, adapter_state(model), KIND, asdict(model.adapter_config), info)
+    save_checkpoint(path, adapter_state(model), KIND, asdict(model.adapter_config), asdict(info))
 
 
 def load_adapter(model, path, base_fingerprint: str | None = None):
@@ -185,7 +216,8 @@ def load_adapter(model, path, base_fingerprint: str | None = None):
     (`base_fingerprint`: checkpoints.fingerprint of the loaded base file) and that its weights are finite."""
     path = find_checkpoint(path)
     tensors, config, info = read_checkpoint(path, KIND)
-    expected = info.get("base_fingerprint")
+    info = AdapterInfo.from_dict(info)
+    expected = info.base_fingerprint
     if base_fingerprint and expected and expected != base_fingerprint:
         raise CheckpointError(f"{path}: this adapter was tuned on base model {expected}, "
                               f"not on the one loaded ({base_fingerprint}); use the base it was tuned on")
@@ -201,13 +233,13 @@ def load_adapter(model, path, base_fingerprint: str | None = None):
     return model
 
 
-def read_info(path) -> dict:
+def read_info(path) -> AdapterInfo:
     """Read an adapter file's info (descriptor, template, base fingerprint, ...) and check it whole —
     readable, an adapter, finite, a config we know — without a base model: what commands do before any slow work."""
     path = find_checkpoint(path)
     _, config, info = read_checkpoint(path, KIND)
     config_from_dict(AdapterConfig, config, path)
-    return info
+    return AdapterInfo.from_dict(info)
 
 
 def record_base(path, base_file) -> str:
@@ -247,7 +279,7 @@ def tune(pipe, images: torch.Tensor, prompts: list[str], config: AdapterConfig |
 
 def tune_style(pipe, reference: StyleReference, config: AdapterConfig | None = None, steps: int = TUNING["steps"],
                batch_size: int = TUNING["batch_size"], lr: float = TUNING["lr"], seed: int = 0, device="cpu",
-               precision: str = "auto", say: Callable[[str], None] = print) -> tuple[nn.Module, dict]:
+               precision: str = "auto", say: Callable[[str], None] = print) -> tuple[nn.Module, AdapterInfo]:
     """StyleDrop round 1 from one reference (datasets.StyleReference.from_file): tune fresh adapters on
     its caption (the mini CLIP proposes the content when the reference has none, and `say` tells it)
     and return (adapted model, the info to save with it: base fingerprint, descriptor, template,
@@ -260,9 +292,9 @@ def tune_style(pipe, reference: StyleReference, config: AdapterConfig | None = N
     start = time.perf_counter()
     model, history = tune(pipe, reference.image, [reference.caption], config, steps=steps, batch_size=batch_size,
                           lr=lr, seed=seed, device=device, precision=precision)
-    info = {"base_fingerprint": pipe.base_fingerprint, "descriptor": reference.descriptor,
-            "template": reference.template, "reference_caption": reference.caption, "reference": reference.file_name,
-            "style": reference.style, "steps": steps, "batch_size": batch_size, "lr": lr, "seed": seed,
-            "train_seconds": round(time.perf_counter() - start, 1),
-            "final_loss": history[-1]["loss"] if history else None}
+    info = AdapterInfo(pipe.base_fingerprint, "style", reference.caption, reference.descriptor, reference.template,
+                       reference.file_name, reference.style,
+                       tuning={"steps": steps, "batch_size": batch_size, "lr": lr, "seed": seed,
+                               "train_seconds": round(time.perf_counter() - start, 1),
+                               "final_loss": history[-1]["loss"] if history else None})
     return model, info

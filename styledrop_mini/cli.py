@@ -146,11 +146,11 @@ def cmd_style_tune(args) -> int:
     print(f"tuning on {describe(device, args.precision)}")
     model, info = adapters.tune_style(pipe, reference, config, steps=args.steps, batch_size=args.batch_size,
                                       lr=args.lr, seed=args.seed, device=device, precision=args.precision)
-    out = save_or_rescue(lambda path: adapters.save_adapter(model, path, {**info, "command": command_line()}), out,
-                         "tuned adapter")
+    info.tuning["command"] = command_line()
+    out = save_or_rescue(lambda path: adapters.save_adapter(model, path, info), out, "tuned adapter")
     n_adapter, n_base = adapters.count(model)
     print(f"tuned {n_adapter:,} adapter parameters ({100 * n_adapter / n_base:.2f} % of the base model's "
-          f"{n_base:,}) on {info['reference_caption']!r} in {info['train_seconds']:.0f} s; wrote {out.resolve()}")
+          f"{n_base:,}) on {info.caption!r} in {info.tuning['train_seconds']:.0f} s; wrote {out.resolve()}")
     return 0
 
 
@@ -201,10 +201,10 @@ def cmd_dreambooth(args) -> int:
         pipe, args.subject, args.identifier, args.class_noun, config, steps=args.steps, lr=args.lr,
         prior_weight=args.prior_weight, n_class=args.n_class, cache_dir=args.cache or out.parent / "class_images",
         seed=args.seed, device=device, precision=args.precision)
-    out = save_or_rescue(lambda path: adapters.save_adapter(model, path, {**info, "command": command_line()}), out,
-                         "content adapter")
-    print(f"tuned a content adapter on {info['images']} images of {info['prompt']!r} (prior weight "
-          f"{args.prior_weight}) in {info['train_seconds']:.0f} s; wrote {out.resolve()}")
+    info.tuning["command"] = command_line()
+    out = save_or_rescue(lambda path: adapters.save_adapter(model, path, info), out, "content adapter")
+    print(f"tuned a content adapter on {info.tuning['images']} images of {info.caption!r} (prior weight "
+          f"{args.prior_weight}) in {info.tuning['train_seconds']:.0f} s; wrote {out.resolve()}")
     return 0
 
 

@@ -24,7 +24,7 @@ from pathlib import Path
 import torch
 
 from . import prompts as templates
-from .adapters import AdapterConfig, tune
+from .adapters import AdapterConfig, AdapterInfo, tune
 from .checkpoints import read_checkpoint, save_checkpoint
 from .files import MetadataError, inside, read_jsonl
 from .images import load_image, pil_to_tensor
@@ -152,7 +152,7 @@ def renamed(meta: dict, identifier: str | None = None, class_noun: str | None = 
 def tune_subject_folder(pipe, folder, identifier: str | None = None, class_noun: str | None = None, config=None,
                         steps: int = TUNING["steps"], lr: float = TUNING["lr"], prior_weight: float = PRIOR["weight"],
                         n_class: int = PRIOR["n_class"], cache_dir=None, seed: int = 0, device="cpu",
-                        precision: str = "auto") -> tuple[torch.nn.Module, dict]:
+                        precision: str = "auto") -> tuple[torch.nn.Module, AdapterInfo]:
     """`tune_subject` on a folder of subject images (`load_subject`), its identifier and class noun
     optionally renamed. Returns (content adapter, the info to save with it)."""
     images, meta = load_subject(folder)
@@ -162,10 +162,11 @@ def tune_subject_folder(pipe, folder, identifier: str | None = None, class_noun:
     model, _ = tune_subject(pipe, images, meta["prompt"], meta["identifier"], config, steps=steps, lr=lr,
                             prior_weight=prior_weight, n_class=n_class, cache_dir=cache_dir, seed=seed, device=device,
                             precision=precision)
-    info = {"base_fingerprint": pipe.base_fingerprint, "role": "content", **meta,
-            "class_prompt": class_prompt(meta["prompt"], meta["identifier"]), "descriptor": "",
-            "images": len(images), "prior_weight": prior_weight, "steps": steps, "lr": lr, "seed": seed,
-            "train_seconds": round(time.perf_counter() - start, 1)}
+    info = AdapterInfo(pipe.base_fingerprint, "content", meta["prompt"], identifier=meta["identifier"],
+                       class_noun=meta["class_noun"],
+                       tuning={"class_prompt": class_prompt(meta["prompt"], meta["identifier"]), "images": len(images),
+                               "prior_weight": prior_weight, "steps": steps, "lr": lr, "seed": seed,
+                               "train_seconds": round(time.perf_counter() - start, 1)})
     return model, info
 
 

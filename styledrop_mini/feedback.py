@@ -198,6 +198,7 @@ def make_pool(pipe, adapted, ref: dict, folder, clip, settings: FeedbackSettings
     (folder / "pool.jsonl").write_text("".join(json.dumps(item) + "\n" for item in pool))
     manifest = {"style": ref["style"], "descriptor": ref["descriptor"], "reference": ref.get("file_name", ""),
                 "reference_caption": templates.styled(ref["reference_content"], ref["descriptor"], template),
+                "template": template,
                 "round1_adapter": str(round1_file), "settings": asdict(settings), "pool_size": len(pool),
                 "rounds": []}
     write_json(folder / "manifest.json", manifest)
@@ -212,15 +213,15 @@ def pool_from_adapter(pipe, adapter, folder, settings: FeedbackSettings | None =
     check_new_run(folder, overwrite)  # before any slow work
     adapter = find_checkpoint(adapter)
     info = adapters.read_info(adapter)
-    reference = reference or info.get("reference")
+    reference = reference or info.reference
     if not reference or not Path(reference).is_file():
         raise FileNotFoundError(f"the style reference {reference!r} of {adapter} is not there; pass the reference")
     image = pil_to_tensor(fit_square(load_image(reference), pipe.tokenizer.config.image_size))
     adapted, info = pipe.with_adapter(adapter)
-    descriptor, template = info.get("descriptor", ""), info.get("template", templates.TEMPLATE)
-    ref_content = templates.content_of(info.get("reference_caption", ""), descriptor, template)
+    descriptor, template = info.descriptor, info.template
+    ref_content = templates.content_of(info.caption, descriptor, template)
     content = max((c for c in world.CONTENTS if c in ref_content), key=len, default="")  # "a yellow house" -> "house"
-    ref = {"style": info.get("style", descriptor), "descriptor": descriptor, "reference_content": ref_content,
+    ref = {"style": info.style or descriptor, "descriptor": descriptor, "reference_content": ref_content,
            "content": content, "file_name": str(reference), "image": image}
     return make_pool(pipe, adapted, ref, folder, pipe.clip, settings, round1_file=str(adapter), overwrite=overwrite,
                      template=template)
@@ -285,11 +286,11 @@ def train_round(pipe, run: Run, name: str, reference: torch.Tensor | None = None
                                    device=device, precision=precision)
     seconds = time.perf_counter() - start
     path = run.folder / f"round2_{name}.safetensors"
-    adapters.save_adapter(model, path, {
-        "base_fingerprint": pipe.base_fingerprint,
-        "descriptor": run.manifest["descriptor"], "template": templates.TEMPLATE,
-        "reference_caption": run.manifest["reference_caption"], "selection": name, "images": len(captions),
-        "steps": settings.steps, "lr": settings.lr, "seed": seed, "train_seconds": round(seconds, 1)})
+    adapters.save_adapter(model, path, adapters.AdapterInfo(
+        pipe.base_fingerprint, "style", run.manifest["reference_caption"], run.manifest["descriptor"],
+        run.manifest.get("template", templates.TEMPLATE), run.manifest.get("reference", ""), run.manifest.get("style", ""),
+        tuning={"selection": name, "images": len(captions), "steps": settings.steps, "lr": settings.lr, "seed": seed,
+                "train_seconds": round(seconds, 1)}))
     run.manifest["rounds"] = [r for r in run.manifest["rounds"] if r["selection"] != name] + [
         {"selection": name, "ids": ids, "adapter": path.name, "images": len(captions),
          "train_seconds": round(seconds, 1), "final_loss": history[-1]["loss"]}]

@@ -18,7 +18,6 @@ from .adapters import load_adapter
 from .checkpoints import CheckpointError, fingerprint
 from .clip import MiniClip
 from .judges import Judges
-from . import prompts as templates
 from .sampling import (GUIDANCE, AdapterGuidance, SamplerSettings, adapter_guided_logits, check_gamma, decode,
                        guided_logits, mixed_logits)
 from .settings import CHECKPOINT_DIR, missing_data_hint
@@ -159,15 +158,14 @@ class MusePipeline:
         if style_adapter:
             adapted, info = self.with_adapter(style_adapter)
             if use_template:
-                prompts = [templates.styled(p, info["descriptor"], info.get("template", templates.TEMPLATE))
-                           for p in prompts]
+                prompts = [info.prompt(p) for p in prompts]
             say(f"adapter {style_adapter}: prompts {prompts}, lambda_A {guidance.lambda_a}, lambda_B {guidance.lambda_b}")
             make = self.adapter_guided(adapted, guidance)
         if content_adapter:
             content_model, content_info = self.with_adapter(content_adapter)
             # The paper gives the content adapter the prompt without the style descriptor. Our base model
             # only draws well from captions that name a style, so it gets the caption it was tuned on.
-            content_prompt = content_info.get("prompt") or prompts[0]
+            content_prompt = content_info.caption or prompts[0]
             say(f"content adapter {content_adapter}: prompt {content_prompt!r}, gamma {gamma}")
             make = self.mixed(adapted, content_model, content_prompt, guidance, gamma)
         images = self.generate([p for p in prompts for _ in range(n)], seed=seed, settings=settings, logits_fn_for=make)

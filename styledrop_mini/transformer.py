@@ -148,7 +148,7 @@ class MaskedTransformer(nn.Module):
         super().__init__()
         self.config = cfg = config or TransformerConfig()
         self.adapter_config = None  # set by adapters.attach (and adapters.load_adapter)
-        self.adapter_info: dict | None = None  # the loaded adapter file's info (adapters.load_adapter)
+        self.adapter_info = None  # the loaded adapter file's adapters.AdapterInfo (adapters.load_adapter)
         if cfg.width % cfg.heads:
             raise ValueError(f"width {cfg.width} must be a multiple of heads {cfg.heads}")
         per_patch = cfg.patch ** 2

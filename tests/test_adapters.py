@@ -1,9 +1,11 @@
+from dataclasses import asdict
+
 import pytest
 import torch
 
 from styledrop_mini import adapters, prompts
-from styledrop_mini.adapters import AdapterConfig, attach, count, gate, load_adapter, save_adapter
-from styledrop_mini.checkpoints import CheckpointError
+from styledrop_mini.adapters import AdapterConfig, AdapterInfo, attach, count, gate, load_adapter, save_adapter
+from styledrop_mini.checkpoints import CheckpointError, save_checkpoint
 from styledrop_mini.sampling import GUIDANCE, AdapterGuidance, adapter_guided_logits, check_gamma, guided_logits
 from styledrop_mini.text_encoder import TextFeatures
 from styledrop_mini.transformer import MaskedTransformer, TransformerConfig
@@ -88,7 +90,8 @@ def test_save_load_round_trip_and_wrong_base(tmp_path):
     for m in adapters.adapters_of(model):
         torch.nn.init.normal_(m.up.weight)
     path = tmp_path / "style.safetensors"
-    save_adapter(model, path, {"base_fingerprint": "abc", "descriptor": "stained glass"})
+    save_adapter(model, path, AdapterInfo("abc", caption="a yellow house in stained glass style",
+                                          descriptor="stained glass", tuning={"steps": 3}))
     assert path.stat().st_size < 64 * 1024
     fresh = MaskedTransformer(CFG)
     fresh.load_state_dict({k: v for k, v in model.state_dict().items() if k in fresh.state_dict()})
@@ -96,7 +99,9 @@ def test_save_load_round_trip_and_wrong_base(tmp_path):
     t, tokens = text(), inputs()
     with torch.no_grad():
         assert torch.allclose(fresh(tokens, t.tokens, t.mask), model(tokens, t.tokens, t.mask), atol=1e-6)
-    assert fresh.adapter_info["descriptor"] == "stained glass"
+    assert fresh.adapter_info == adapters.read_info(path) == AdapterInfo(
+        "abc", caption="a yellow house in stained glass style", descriptor="stained glass", tuning={"steps": 3})
+    assert fresh.adapter_info.prompt("a letter A") == "a letter A in stained glass style"
     with pytest.raises(CheckpointError, match="tuned on base model abc"):
         load_adapter(MaskedTransformer(CFG), path, base_fingerprint="xyz")
     with pytest.raises(CheckpointError, match="has shape .* the adapters of this base model expects"):
@@ -175,7 +180,7 @@ def test_full_fine_tuning_trains_every_weight_and_is_not_saved_as_an_adapter(tmp
     with pytest.raises(ValueError, match="already has adapters"):
         attach(model, AdapterConfig())
     with pytest.raises(ValueError, match="whole new model"):
-        save_adapter(model, tmp_path / "full.safetensors", {})
+        save_adapter(model, tmp_path / "full.safetensors", AdapterInfo())
 
 
 def test_shared_adapters_share_matrices_across_layers_and_round_trip(tmp_path):
@@ -194,7 +199,7 @@ def test_shared_adapters_share_matrices_across_layers_and_round_trip(tmp_path):
     for p in params:  # a "trained" adapter
         torch.nn.init.normal_(p, std=0.3)
     path = tmp_path / "shared.safetensors"
-    save_adapter(shared, path, {})
+    save_adapter(shared, path, AdapterInfo())
     again = MaskedTransformer(CFG)
     again.load_state_dict(base.state_dict())
     load_adapter(again, path)
@@ -210,7 +215,7 @@ def test_an_adapter_with_nan_weights_is_refused(tmp_path):
     attach(model, AdapterConfig(d_prj=2))
     with torch.no_grad():
         model.blocks[1].after_mlp.up.weight[0, 0] = float("inf")
-    save_adapter(model, tmp_path / "diverged.safetensors", {})
+    save_adapter(model, tmp_path / "diverged.safetensors", AdapterInfo())
     with pytest.raises(CheckpointError, match=r"diverged.safetensors: tensor 'blocks.1.after_mlp.up.weight' holds 1 "
                                               "NaN or infinite"):
         load_adapter(MaskedTransformer(CFG), tmp_path / "diverged")
@@ -222,7 +227,12 @@ def test_an_adapter_without_a_base_fingerprint_warns_and_can_be_stamped(tmp_path
     base.save(tmp_path / "base.safetensors")
     model = MaskedTransformer(CFG)
     attach(model, AdapterConfig(d_prj=2))
-    save_adapter(model, tmp_path / "old.safetensors", {"descriptor": "neon"})  # an older file: no fingerprint
+    # an older file: no fingerprint, the caption under its old name, settings beside the rest
+    save_checkpoint(tmp_path / "old.safetensors", adapters.adapter_state(model), adapters.KIND,
+                    asdict(model.adapter_config), {"descriptor": "neon", "reference_caption": "a pink star in neon style",
+                                                   "steps": 300})
+    assert adapters.read_info(tmp_path / "old") == AdapterInfo(caption="a pink star in neon style", descriptor="neon",
+                                                               tuning={"steps": 300})
     from styledrop_mini.checkpoints import fingerprint
 
     with pytest.warns(UserWarning, match=r"old.safetensors does not record which base model.*record_base"):

@@ -198,7 +198,7 @@ def test_a_tuned_adapter_is_kept_when_writing_it_fails(tmp_path, monkeypatch, ca
     from styledrop_mini.pipeline import MusePipeline
 
     adapted, info = MusePipeline.load().with_adapter(rescued)
-    assert info["descriptor"] == "stained glass"
+    assert info.descriptor == "stained glass" and info.caption == "a yellow house in stained glass style"
 
 
 def test_train_never_replaces_a_bundled_checkpoint_unasked_and_says_what_a_replacement_makes_stale(
