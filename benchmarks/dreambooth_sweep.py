@@ -68,8 +68,8 @@ def main():
     sweeps = {}
     for style in args.styles:
         ref = style_references()[style]
-        style_model, _ = adapters.tune(pipe, ref["image"], [prompts.styled(ref["reference_content"], ref["descriptor"])])
-        rows, _ = dreambooth.mixing_report(pipe, style_model, content["prior"], subject_prompt, ref["descriptor"], style,
+        style_model, _ = adapters.tune(pipe, ref.image, [prompts.styled(ref.content, ref.descriptor)])
+        rows, _ = dreambooth.mixing_report(pipe, style_model, content["prior"], subject_prompt, ref.descriptor, style,
                                            GAMMAS, judges, subject_judge, n=args.n, seed=args.seed,
                                            content_prompt=prompt)
         sweeps[style] = rows

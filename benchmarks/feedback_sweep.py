@@ -48,7 +48,7 @@ def main():
     refs, results = style_references(), []
     for style in args.styles:
         ref = refs[style]
-        round1, _ = adapters.tune(pipe, ref["image"], [prompts.styled(ref["reference_content"], ref["descriptor"])])
+        round1, _ = adapters.tune(pipe, ref.image, [prompts.styled(ref.content, ref.descriptor)])
         folder = Path("runs/feedback_sweep") / style.replace(" ", "_")
         shutil.rmtree(folder, ignore_errors=True)
         run = feedback.make_pool(pipe, round1, ref, folder, clip,
@@ -62,7 +62,7 @@ def main():
         for name, ids in selections.items():
             run.select(name, ids)
             if ids:
-                models[f"R2 {name}"] = feedback.train_round(pipe, run, name, reference=ref["image"])[0]
+                models[f"R2 {name}"] = feedback.train_round(pipe, run, name, reference=ref.image)[0]
         test_images = len(metrics.style_eval_contents()) * args.seeds
         for lambda_a in args.lambda_a:
             guidance = AdapterGuidance(lambda_a, GUIDANCE.lambda_b)

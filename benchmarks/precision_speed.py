@@ -30,10 +30,10 @@ from styledrop_mini.pipeline import MusePipeline
 
 
 def seconds_per_step(pipe, ref, precision: str, steps: int) -> float:
-    caption = prompts.styled(ref["reference_content"], ref["descriptor"])
-    adapters.tune(pipe, ref["image"], [caption], steps=2, precision=precision)  # warm-up (kernels, allocator)
+    caption = prompts.styled(ref.content, ref.descriptor)
+    adapters.tune(pipe, ref.image, [caption], steps=2, precision=precision)  # warm-up (kernels, allocator)
     start = time.perf_counter()
-    adapters.tune(pipe, ref["image"], [caption], steps=steps, precision=precision)
+    adapters.tune(pipe, ref.image, [caption], steps=steps, precision=precision)
     return (time.perf_counter() - start) / steps
 
 

@@ -45,9 +45,9 @@ def main():
     results = []
 
     def tuned(ref, **settings):
-        caption = prompts.styled(ref["reference_content"], ref["descriptor"])
+        caption = prompts.styled(ref.content, ref.descriptor)
         start = time.perf_counter()
-        model, history = adapters.tune(pipe, ref["image"], [caption], **settings)
+        model, history = adapters.tune(pipe, ref.image, [caption], **settings)
         return model, time.perf_counter() - start
 
     for style in args.styles:

@@ -42,7 +42,7 @@ def make_run(folder: Path) -> Path:
 
     pipe = MusePipeline.load()
     ref = style_references()["stained glass"]
-    round1, _ = adapters.tune(pipe, ref["image"], [prompts.styled(ref["reference_content"], ref["descriptor"])],
+    round1, _ = adapters.tune(pipe, ref.image, [prompts.styled(ref.content, ref.descriptor)],
                               steps=100)
     clip = MiniClip.load(pipe.folder / "clip.safetensors")
     feedback.make_pool(pipe, round1, ref, folder / "run", clip, feedback.FeedbackSettings(per_prompt=8, n_prompts=3))

@@ -257,6 +257,7 @@ class StyleReference:
     template: str = TEMPLATE
     file_name: str = ""
     style: str = ""  # the style's name, when it has one
+    content_label: str = ""  # the mini world's name of the content ("house"), when known: leakage is judged on it
 
     @staticmethod
     def from_file(path, descriptor: str, content: str = "", template: str = TEMPLATE, size: int = world.IMAGE_SIZE,
@@ -275,19 +276,27 @@ class StyleReference:
         return styled(self.content, self.descriptor, self.template)
 
 
-def style_references(folder=None, size: int = 64) -> dict[str, dict]:
-    """The bundled single reference image of each held-out style (data/styles/): style name ->
-    its metadata row ("descriptor", "reference_content", "content", ...) plus "image", a (3, size, size) tensor."""
+REFERENCE_KEYS = ("file_name", "style", "descriptor", "reference_content", "content")
+
+
+def style_references(folder=None, size: int = 64) -> dict[str, StyleReference]:
+    """The bundled single reference image of each held-out style (data/styles/, one metadata.jsonl row
+    each: file_name, style, descriptor, reference_content = "a yellow house", content = "house"):
+    style name -> StyleReference with a (3, size, size) image."""
     folder = Path(folder) if folder else STYLES_DIR
     meta = folder / "metadata.jsonl"
     if not folder.is_dir():
         raise FileNotFoundError(f"{folder}: no such folder of style references{missing_data_hint(folder)}")
-    rows = []
+    references = {}
     for line_no, row in read_jsonl(meta, "style references list"):
-        path = inside(folder, row.get("file_name"), f"{meta}, line {line_no}")
-        row["image"] = pil_to_tensor(fit_square(load_image(path), size))
-        rows.append(row)
-    return {row["style"]: row for row in rows}
+        missing = [key for key in REFERENCE_KEYS if not isinstance(row.get(key), str)]
+        if missing:
+            raise MetadataError(f"{meta}, line {line_no}: needs the strings {', '.join(missing)}")
+        path = inside(folder, row["file_name"], f"{meta}, line {line_no}")
+        references[row["style"]] = StyleReference(
+            pil_to_tensor(fit_square(load_image(path), size)), row["descriptor"], row["reference_content"],
+            file_name=row["file_name"], style=row["style"], content_label=row["content"])
+    return references
 
 
 # ----------------------------------------------------------------------------------------------

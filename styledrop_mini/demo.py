@@ -13,7 +13,7 @@ from typing import Callable
 
 from PIL import Image
 
-from . import adapters, metrics, prompts
+from . import adapters, metrics
 from .datasets import style_references
 from .devices import describe, pick_device
 from .images import image_grid, tensor_to_pil
@@ -41,23 +41,23 @@ def run(style: str = "stained glass", n: int | None = None, steps: int | None = 
     ref, device = refs[style], pick_device(device)
     n = n or len(metrics.STYLE_EVAL_CONTENTS)
     pipe = MusePipeline.load(device=device)
-    caption = prompts.styled(ref["reference_content"], ref["descriptor"])
+    caption = ref.caption
     say(f"running on {describe(device, precision)}")
-    say(f"1/3 style tuning on ONE image, {ref['file_name']}, captioned {caption!r}")
+    say(f"1/3 style tuning on ONE image, {ref.file_name}, captioned {caption!r}")
     tuning = {**adapters.TUNING, **({"steps": steps} if steps else {})}
-    model, _ = adapters.tune(pipe, ref["image"], [caption], seed=seed, device=device, precision=precision, **tuning)
+    model, _ = adapters.tune(pipe, ref.image, [caption], seed=seed, device=device, precision=precision, **tuning)
     n_adapter, n_base = adapters.count(model)
     say(f"    {n_adapter:,} adapter parameters ({100 * n_adapter / n_base:.2f} % of the base model) "
         f"in {time.perf_counter() - start:.0f} s")
 
-    contents = metrics.style_eval_contents(exclude=ref["content"], n=n)
-    say(f"2/3 drawing {len(contents)} new contents in {ref['descriptor']!r} style, with StyleDrop and "
+    contents = metrics.style_eval_contents(exclude=ref.content_label, n=n)
+    say(f"2/3 drawing {len(contents)} new contents in {ref.descriptor!r} style, with StyleDrop and "
         "with the base model given the same prompt, and measuring them")
     runs = {name: metrics.style_transfer_report(pipe, pipe.judges(), pipe.clip, ref, m, seeds=1, n_contents=n,
                                                 seed=seed)
             for name, m in (("StyleDrop", model), ("base model", None))}
-    rows = [[tensor_to_pil(ref["image"])] + [tensor_to_pil(i) for i in images] for _, images, _ in runs.values()]
+    rows = [[tensor_to_pil(ref.image)] + [tensor_to_pil(i) for i in images] for _, images, _ in runs.values()]
     grid = image_grid(rows, row_labels=list(runs), col_labels=["reference"] + contents, tile=96,
-                      title=f"{ref['descriptor']} style, learnt from one image ({caption!r})")
+                      title=f"{ref.descriptor} style, learnt from one image ({caption!r})")
     return DemoResult(caption, {name: report for name, (report, _, _) in runs.items()}, grid, n_adapter, n_base,
                       time.perf_counter() - start)

@@ -35,6 +35,7 @@ from dataclasses import asdict
 import torch
 
 from . import adapters, metrics, prompts, world
+from .datasets import StyleReference
 from .images import fit_square, load_image, pil_to_tensor
 from .judges import style_similarity
 from .sampling import GUIDANCE, AdapterGuidance
@@ -68,16 +69,16 @@ def true_renders(style: str, contents, seed: int = DIAGNOSTIC_SEED) -> tuple[tor
     return images, [world.caption(c, k, style) for c, k in zip(contents, picked)]
 
 
-def upper_bound(pipe, judges, clip, ref: dict, k: int = 8, seeds: int = 4, n_contents: int = 12,
+def upper_bound(pipe, judges, clip, ref: StyleReference, k: int = 8, seeds: int = 4, n_contents: int = 12,
                 lambdas=(1.0, 2.0), tuning: dict | None = None, precision: str = "auto") -> dict:
     """An adapter tuned (round-1 settings) on `k` true renders of `k` contents that the test never asks
     for, then asked for `n_contents` new contents x `seeds` at each lambda_A (lambda_B as the library's)."""
     tuning = {**adapters.TUNING, **(tuning or {})}
-    test = set(metrics.style_eval_contents(exclude=ref["content"], n=n_contents))
-    contents = [c for c in UPPER_BOUND_CONTENTS if c not in test and c != ref["content"]][:k]
+    test = set(metrics.style_eval_contents(exclude=ref.content_label, n=n_contents))
+    contents = [c for c in UPPER_BOUND_CONTENTS if c not in test and c != ref.content_label][:k]
     if len(contents) < k:
         raise ValueError(f"only {len(contents)} training contents are free of the test set; ask for k <= {len(contents)}")
-    images, captions = true_renders(ref["style"], contents)
+    images, captions = true_renders(ref.style, contents)
     start = time.perf_counter()
     model, _ = adapters.tune(pipe, images, captions, seed=DIAGNOSTIC_SEED, precision=precision, **tuning)
     seconds = time.perf_counter() - start
@@ -90,20 +91,20 @@ def upper_bound(pipe, judges, clip, ref: dict, k: int = 8, seeds: int = 4, n_con
     return {"train_contents": contents, "tune_seconds": round(seconds, 1), **rows}
 
 
-def one_image(pipe, judges, clip, ref: dict, seeds: int = 4, n_contents: int = 12, tuning: dict | None = None,
+def one_image(pipe, judges, clip, ref: StyleReference, seeds: int = 4, n_contents: int = 12, tuning: dict | None = None,
               precision: str = "auto") -> dict:
     """StyleDrop round 1 from the bundled reference at the default tuning and guidance."""
     tuning = {**adapters.TUNING, **(tuning or {})}
-    caption = prompts.styled(ref["reference_content"], ref["descriptor"])
+    caption = ref.caption
     start = time.perf_counter()
-    model, _ = adapters.tune(pipe, ref["image"], [caption], seed=DIAGNOSTIC_SEED, precision=precision, **tuning)
+    model, _ = adapters.tune(pipe, ref.image, [caption], seed=DIAGNOSTIC_SEED, precision=precision, **tuning)
     seconds = time.perf_counter() - start
     report = metrics.style_transfer_report(pipe, judges, clip, ref, model, seeds=seeds, n_contents=n_contents,
                                            seed=DIAGNOSTIC_SEED)[0]
     return {"tune_seconds": round(seconds, 1), **_judged(report, seeds * n_contents)}
 
 
-def name_only(pipe, judges, clip, ref: dict, seeds: int = 4, n_contents: int = 12) -> dict:
+def name_only(pipe, judges, clip, ref: StyleReference, seeds: int = 4, n_contents: int = 12) -> dict:
     """The base model, no adapter, given "{content} in {descriptor} style" for the same test contents."""
     report = metrics.style_transfer_report(pipe, judges, clip, ref, None, seeds=seeds, n_contents=n_contents,
                                            seed=DIAGNOSTIC_SEED)[0]

@@ -36,6 +36,7 @@ import torch
 from . import adapters, metrics, world
 from . import prompts as templates
 from .checkpoints import find_checkpoint
+from .datasets import StyleReference
 from .files import MetadataError, inside, read_json, read_jsonl, write_json
 from .images import fit_square, load_image, pil_to_tensor, tensor_to_pil
 from .sampling import GUIDANCE, AdapterGuidance
@@ -171,24 +172,24 @@ def check_new_run(folder, overwrite: bool = False) -> list[Path]:
 
 
 @torch.no_grad()
-def make_pool(pipe, adapted, ref: dict, folder, clip, settings: FeedbackSettings | None = None,
-              round1_file: str = "", overwrite: bool = False, template: str = templates.TEMPLATE) -> Run:
+def make_pool(pipe, adapted, ref: StyleReference, folder, clip, settings: FeedbackSettings | None = None,
+              round1_file: str = "", overwrite: bool = False) -> Run:
     """Draw the pool with the round-1 adapter: M images for each of P new contents, scored by CLIP.
     An existing run folder is refused (its selections point at its pool's images) unless
     `overwrite=True`, which removes its pool, selections and round-2 adapters first."""
     settings = (settings or FeedbackSettings()).check()
     folder = Path(folder)
     old_run = check_new_run(folder, overwrite)
-    contents = [c for c in POOL_CONTENTS if c != ref["content"]][:settings.n_prompts]
-    prompt_list = [templates.styled(c, ref["descriptor"], template) for c in contents
+    contents = [c for c in POOL_CONTENTS if c != ref.content_label][:settings.n_prompts]
+    prompt_list = [templates.styled(c, ref.descriptor, ref.template) for c in contents
                    for _ in range(settings.per_prompt)]
     images = pipe.generate(prompt_list, seed=settings.seed, logits_fn_for=pipe.adapter_guided(adapted, settings.guidance))
     text = clip.text_score(images, prompt_list)
-    style = clip.style_score(images, ref["image"])
+    style = clip.style_score(images, ref.image)
     for path in old_run:  # the new pool is drawn: only now does the old run go
         shutil.rmtree(path) if path.is_dir() else path.unlink()
     (folder / "pool").mkdir(parents=True, exist_ok=True)
-    tensor_to_pil(ref["image"]).save(folder / "reference.png")
+    tensor_to_pil(ref.image).save(folder / "reference.png")
     pool = []
     for i, (image, prompt) in enumerate(zip(images, prompt_list)):
         file = f"pool/{i:04d}.png"
@@ -196,16 +197,14 @@ def make_pool(pipe, adapted, ref: dict, folder, clip, settings: FeedbackSettings
         pool.append({"id": i, "file": file, "prompt": prompt, "content": contents[i // settings.per_prompt],
                      "seed": settings.seed + i, "clip_text": float(text[i]), "clip_style": float(style[i])})
     (folder / "pool.jsonl").write_text("".join(json.dumps(item) + "\n" for item in pool))
-    manifest = {"style": ref["style"], "descriptor": ref["descriptor"], "reference": ref.get("file_name", ""),
-                "reference_caption": templates.styled(ref["reference_content"], ref["descriptor"], template),
-                "template": template,
+    manifest = {"style": ref.style, "descriptor": ref.descriptor, "reference": ref.file_name,
+                "reference_caption": ref.caption, "template": ref.template,
                 "round1_adapter": str(round1_file), "settings": asdict(settings), "pool_size": len(pool),
                 "rounds": []}
     write_json(folder / "manifest.json", manifest)
     return Run(folder, manifest, pool)
 
 
-# --- selection rules: each returns pool ids -----------------------------------------------------
 def pool_from_adapter(pipe, adapter, folder, settings: FeedbackSettings | None = None, reference=None,
                       overwrite: bool = False) -> Run:
     """Round 2, step 1, from a round-1 adapter file: its style, descriptor, template and reference
@@ -221,12 +220,11 @@ def pool_from_adapter(pipe, adapter, folder, settings: FeedbackSettings | None =
     descriptor, template = info.descriptor, info.template
     ref_content = templates.content_of(info.caption, descriptor, template)
     content = max((c for c in world.CONTENTS if c in ref_content), key=len, default="")  # "a yellow house" -> "house"
-    ref = {"style": info.style or descriptor, "descriptor": descriptor, "reference_content": ref_content,
-           "content": content, "file_name": str(reference), "image": image}
-    return make_pool(pipe, adapted, ref, folder, pipe.clip, settings, round1_file=str(adapter), overwrite=overwrite,
-                     template=template)
+    ref = StyleReference(image, descriptor, ref_content, template, str(reference), info.style or descriptor, content)
+    return make_pool(pipe, adapted, ref, folder, pipe.clip, settings, round1_file=str(adapter), overwrite=overwrite)
 
 
+# --- selection rules: each returns pool ids -----------------------------------------------------
 def by_prompt(pool) -> dict[str, list[dict]]:
     groups: dict[str, list[dict]] = {}
     for item in pool:
@@ -298,7 +296,7 @@ def train_round(pipe, run: Run, name: str, reference: torch.Tensor | None = None
     return model, path
 
 
-def compare(pipe, judges, clip, ref: dict, models: dict, seeds: int = 4, seed: int = 100,
+def compare(pipe, judges, clip, ref: StyleReference, models: dict, seeds: int = 4, seed: int = 100,
             guidance: AdapterGuidance = GUIDANCE) -> dict:
     """The paper's comparison (R1, Random, CF, HF): every model on the 12 evaluation contents, sampled
     with Eq. 4 guidance `guidance`. Sweeping lambda_A traces each

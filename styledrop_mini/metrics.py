@@ -12,7 +12,7 @@ import torch
 from . import prompts as templates
 from . import world
 from .clip import attribute_prompt, colour_prompt, content_prompt, style_prompt
-from .datasets import PRIMITIVE_KEYS, ImageBank, LookWorld, MiniWorld, training_world
+from .datasets import PRIMITIVE_KEYS, ImageBank, LookWorld, MiniWorld, StyleReference, training_world
 from .sampling import GUIDANCE, AdapterGuidance
 from .styles import PRIMITIVES, all_looks
 from .tokenizer import psnr, reconstruct
@@ -165,7 +165,7 @@ def style_report(images: torch.Tensor, contents: list[str], style: str, prompts:
 
 
 @torch.no_grad()
-def style_transfer_report(pipe, judges, clip, ref: dict, model=None, seeds: int = 4, guidance: AdapterGuidance = GUIDANCE,
+def style_transfer_report(pipe, judges, clip, ref: StyleReference, model=None, seeds: int = 4, guidance: AdapterGuidance = GUIDANCE,
                           n_contents: int = 12, prompt_for=None, seed: int = 0) -> tuple[dict, torch.Tensor, list]:
     """StyleDrop's test: draw `n_contents` contents the reference does not show, `seeds` images each,
     with `model` (adapted, Eq. 4 `guidance`) or, with None, the base model given
@@ -173,13 +173,13 @@ def style_transfer_report(pipe, judges, clip, ref: dict, model=None, seeds: int 
     the report is style_report's plus "leak_reference_content": the share of images the judges take
     for the reference's own content."""
 
-    contents = style_eval_contents(exclude=ref["content"], n=n_contents)
-    prompt_for = prompt_for or (lambda content: templates.styled(content, ref["descriptor"]))
+    contents = style_eval_contents(exclude=ref.content_label, n=n_contents)
+    prompt_for = prompt_for or (lambda content: templates.styled(content, ref.descriptor, ref.template))
     prompt_list = [prompt_for(c) for c in contents for _ in range(seeds)]
     logits_fn_for = None if model is None else pipe.adapter_guided(model, guidance)
     images = pipe.generate(prompt_list, seed=seed, logits_fn_for=logits_fn_for, progress=False)
     labels = [c for c in contents for _ in range(seeds)]
-    report = style_report(images, labels, ref["style"], prompt_list, judges, clip, ref["image"])
+    report = style_report(images, labels, ref.style, prompt_list, judges, clip, ref.image)
     verdict = judges.judge(images)["content"]["labels"]
-    report["leak_reference_content"] = sum(v == ref["content"] for v in verdict) / len(verdict)
+    report["leak_reference_content"] = sum(v == ref.content_label for v in verdict) / len(verdict)
     return report, images, prompt_list

@@ -7,6 +7,7 @@ from PIL import Image
 
 from styledrop_mini import world
 from styledrop_mini.datasets import ImageFolder, ImageFolderError, MiniWorld, export_image_folder, style_references
+from styledrop_mini.settings import STYLES_DIR
 
 
 def test_items_have_image_caption_and_matching_labels():
@@ -175,8 +176,9 @@ def test_cli_export_and_contact_sheet(tmp_path, capsys):
 
 def test_bundled_style_references_are_the_held_out_styles_with_their_captions():
     refs = style_references()
+    rows = {row["style"]: row for row in ImageFolder(STYLES_DIR).rows}  # the metadata's own captions
     assert set(refs) == set(world.HELD_OUT_STYLES) | {world.HARD_STYLE}
     for style, ref in refs.items():
-        assert ref["image"].shape == (3, 64, 64) and 0 <= ref["image"].min() and ref["image"].max() <= 1
-        assert ref["descriptor"] == world.STYLES[style] and ref["content"] in world.CONTENTS
-        assert ref["text"] == f"{ref['reference_content']} in {ref['descriptor']} style"
+        assert ref.image.shape == (3, 64, 64) and 0 <= ref.image.min() and ref.image.max() <= 1
+        assert ref.descriptor == world.STYLES[style] and ref.content_label in world.CONTENTS
+        assert ref.caption == f"{ref.content} in {ref.descriptor} style" == rows[style]["text"]

@@ -26,8 +26,8 @@ def test_rates_carry_their_standard_error():
 def test_true_renders_are_the_style_and_never_a_test_content(models):
     _, judges, _ = models
     for style, ref in style_references().items():
-        test = set(metrics.style_eval_contents(exclude=ref["content"]))
-        contents = [c for c in diagnostics.UPPER_BOUND_CONTENTS if c not in test and c != ref["content"]][:8]
+        test = set(metrics.style_eval_contents(exclude=ref.content_label))
+        contents = [c for c in diagnostics.UPPER_BOUND_CONTENTS if c not in test and c != ref.content_label][:8]
         assert len(contents) == 8 and not test & set(contents)
         images, captions = diagnostics.true_renders(style, contents)
         assert images.shape == (8, 3, 64, 64) and all(world.STYLES[style] in c for c in captions)

@@ -168,19 +168,19 @@ def test_a_tiny_round_two_writes_its_adapter_and_manifest(tmp_path):
     pipe = MusePipeline.load()
     clip = MiniClip.load(pipe.folder / "clip.safetensors")
     ref = style_references()["neon"]
-    round1, _ = adapters.tune(pipe, ref["image"], [ref["text"]], steps=2)
+    round1, _ = adapters.tune(pipe, ref.image, [ref.caption], steps=2)
     settings = FeedbackSettings(per_prompt=2, n_prompts=2, steps=2, d_prj=8)
     run = feedback.make_pool(pipe, round1, ref, tmp_path / "run", clip, settings)
     assert len(run.pool) == 4 and (tmp_path / "run" / "pool" / "0003.png").is_file()
     assert all("glowing neon" in item["prompt"] and "star" not in item["prompt"] for item in run.pool)
     run.select("clip", select_clip(run.pool))
-    model, path = feedback.train_round(pipe, run, "clip", reference=ref["image"])
+    model, path = feedback.train_round(pipe, run, "clip", reference=ref.image)
     manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
     assert path.is_file() and manifest["rounds"][0]["selection"] == "clip"
     assert manifest["rounds"][0]["images"] == 3  # 2 selected + the reference
     assert model.adapter_config.d_prj == 8
     with pytest.raises(ValueError, match="empty"):
-        feedback.train_round(pipe, Run.open(tmp_path / "run"), "nobody", reference=ref["image"])
+        feedback.train_round(pipe, Run.open(tmp_path / "run"), "nobody", reference=ref.image)
 
 
 def test_cli_feedback_pool_select_train(tmp_path, capsys):
