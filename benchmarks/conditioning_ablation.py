@@ -70,12 +70,13 @@ def main():
         config = TransformerConfig(text_width=text_encoder.width, grid=tokenizer.config.grid, patch=2,
                                    codebook_size=tokenizer.config.codebook_size,
                                    pooled_width=cond.pooled.shape[-1] if variant == "adaln" else 0,
-                                   **BASE_PRESETS["cpu"]["transformer"])
+                                   width=BASE_PRESETS["cpu"].width, layers=BASE_PRESETS["cpu"].layers,
+                                   heads=BASE_PRESETS["cpu"].heads)
         seed_everything(0)
         model = MaskedTransformer(config)
-        settings = TrainSettings(steps=args.steps, batch_size=recipe["batch_size"], lr=recipe["lr"],
-                                 warmup=recipe["warmup"], weight_decay=recipe["weight_decay"],
-                                 attention=recipe["attention"])
+        settings = TrainSettings(steps=args.steps, batch_size=recipe.batch_size, lr=recipe.lr,
+                                 warmup=recipe.warmup, weight_decay=recipe.weight_decay,
+                                 attention=recipe.attention)
         started = time.perf_counter()
         history = fit(model, base_loss_fn(text_encoder), bank, settings, torch.device("cpu"), desc=variant)
         row = {"parameters": sum(p.numel() for p in model.parameters()),

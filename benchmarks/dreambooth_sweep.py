@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 import torch
@@ -46,7 +47,7 @@ def main():
 
     dreambooth.class_tokens(pipe, plain, cache_dir=cache)  # drawn once, not timed (cached for later runs)
     content, seconds = {}, {}
-    for name, weight in (("prior", dreambooth.PRIOR["weight"]), ("no prior", 0.0)):
+    for name, weight in (("prior", dreambooth.PRIOR.weight), ("no prior", 0.0)):
         start = time.perf_counter()
         content[name], _ = dreambooth.tune_subject(pipe, images, prompt, meta["identifier"], prior_weight=weight,
                                                    cache_dir=cache)
@@ -77,8 +78,8 @@ def main():
             print(f"{style:14s} gamma {row['gamma']:.1f}: subject {row['subject']:.0%}, style {row['style']:.0%}, "
                   f"{row['seconds_per_image'] * 1000:.0f} ms/image")
     result = {"command": "python benchmarks/dreambooth_sweep.py", "prompt": prompt, "class_prompt": plain,
-              "styled_prompt": subject_prompt, "content_prompt": prompt, "tuning_seconds": seconds, "settings": dreambooth.TUNING,
-              "prior": dreambooth.PRIOR, "drift": drift, "gamma_sweep": sweeps, "n": args.n,
+              "styled_prompt": subject_prompt, "content_prompt": prompt, "tuning_seconds": seconds, "settings": asdict(dreambooth.TUNING),
+              "prior": asdict(dreambooth.PRIOR), "drift": drift, "gamma_sweep": sweeps, "n": args.n,
               "n_drift": args.n_drift, "seed": args.seed, "torch_threads": torch.get_num_threads()}
     Path(args.out).write_text(json.dumps(result, indent=1))
     print(f"wrote {args.out}")

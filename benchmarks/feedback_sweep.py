@@ -77,7 +77,7 @@ def main():
                       f"CLIP style {report['clip_style']:.3f}", flush=True)
     out = Path("benchmarks/results/feedback_sweep.json")
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"tuning": adapters.TUNING, "guidance": asdict(GUIDANCE), "results": results}, indent=1))
+    out.write_text(json.dumps({"tuning": asdict(adapters.TUNING), "guidance": asdict(GUIDANCE), "results": results}, indent=1))
     print(f"wrote {out}")
 
 

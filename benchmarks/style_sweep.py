@@ -85,7 +85,7 @@ def main():
                 print(results[-1], flush=True)
     out = Path(f"benchmarks/results/style_sweep_{args.what}.json")
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"tuning": adapters.TUNING, "guidance": asdict(GUIDANCE), "results": results}, indent=1))
+    out.write_text(json.dumps({"tuning": asdict(adapters.TUNING), "guidance": asdict(GUIDANCE), "results": results}, indent=1))
     print(f"wrote {out}")
 
 

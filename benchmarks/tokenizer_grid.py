@@ -49,8 +49,8 @@ def main() -> None:
     for name in args.candidates:
         torch.manual_seed(0)
         model = VQTokenizer(CANDIDATES[name])
-        settings = TrainSettings(steps=args.steps, batch_size=recipe["batch_size"], lr=recipe["lr"],
-                                 warmup=min(recipe["warmup"], args.steps // 5 + 1), precision="fp32")
+        settings = TrainSettings(steps=args.steps, batch_size=recipe.batch_size, lr=recipe.lr,
+                                 warmup=min(recipe.warmup, args.steps // 5 + 1), precision="fp32")
         started = time.perf_counter()
         history = fit(model, tokenizer_loss, bank, settings, torch.device("cpu"), desc=f"tokenizer {name}")
         seconds = time.perf_counter() - started

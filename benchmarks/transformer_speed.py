@@ -71,12 +71,12 @@ def text_features(batch: int, length: int, cfg: TransformerConfig, device) -> Te
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--batch-size", type=int, default=RECIPES["base"]["batch_size"],
+    parser.add_argument("--batch-size", type=int, default=RECIPES["base"].batch_size,
                         help="training batch (default: the base recipe's)")
     parser.add_argument("--precision", default="auto", choices=["auto", "bf16", "fp32"],
                         help="training autocast, as in `styledrop-mini train base --precision` (auto: bf16 where "
                              "native, see styledrop_mini/devices.py)")
-    parser.add_argument("--attention", default=RECIPES["base"].get("attention", "auto"), choices=["auto", "math"],
+    parser.add_argument("--attention", default=RECIPES["base"].attention, choices=["auto", "math"],
                         help="SDPA kernel for training (default: the base recipe's); the other is timed too")
     parser.add_argument("--sample-batch", type=int, default=32)
     parser.add_argument("--checkpoint", default=str(CHECKPOINT_DIR / "base.safetensors"),

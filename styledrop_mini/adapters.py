@@ -43,7 +43,14 @@ KIND = "adapter"
 # Defaults, from sweeps on the three held-out references (benchmarks/style_sweep.py; results in
 # benchmarks/results/): with the bundled base model, lr 1e-3 for 300 steps learns more style than 3e-4
 # at the same content; lambda_B keeps content, lambda_A strengthens style. Content still suffers (issue 5).
-TUNING = dict(steps=300, batch_size=8, lr=1e-3)
+@dataclass(frozen=True)
+class TuningSettings:
+    steps: int = 300
+    batch_size: int = 8  # copies of the reference per step, each masked differently
+    lr: float = 1e-3
+
+
+TUNING = TuningSettings()
 
 
 @dataclass
@@ -252,7 +259,7 @@ def record_base(path, base_file) -> str:
 
 
 def tune(pipe, images: torch.Tensor, prompts: list[str], config: AdapterConfig | None = None,
-         steps: int = TUNING["steps"], batch_size: int = TUNING["batch_size"], lr: float = TUNING["lr"],
+         steps: int = TUNING.steps, batch_size: int = TUNING.batch_size, lr: float = TUNING.lr,
          seed: int = 0, device="cpu", precision: str = "auto", loss_fn=None):
     """Train fresh adapters on (image, prompt) pairs — one reference image, or a feedback selection —
     with the base model frozen. Returns (adapted copy of the base model, training history).
@@ -277,8 +284,8 @@ def tune(pipe, images: torch.Tensor, prompts: list[str], config: AdapterConfig |
     return model.eval(), history
 
 
-def tune_style(pipe, reference: StyleReference, config: AdapterConfig | None = None, steps: int = TUNING["steps"],
-               batch_size: int = TUNING["batch_size"], lr: float = TUNING["lr"], seed: int = 0, device="cpu",
+def tune_style(pipe, reference: StyleReference, config: AdapterConfig | None = None, steps: int = TUNING.steps,
+               batch_size: int = TUNING.batch_size, lr: float = TUNING.lr, seed: int = 0, device="cpu",
                precision: str = "auto", say: Callable[[str], None] = print) -> tuple[nn.Module, AdapterInfo]:
     """StyleDrop round 1 from one reference (datasets.StyleReference.from_file): tune fresh adapters on
     its caption (the mini CLIP proposes the content when the reference has none, and `say` tells it)

@@ -282,7 +282,7 @@ def _add_demo(sub, command) -> None:
     demo_cmd.add_argument("-n", type=number(int, 1, len(metrics.STYLE_EVAL_CONTENTS)),
                           default=len(metrics.STYLE_EVAL_CONTENTS), help="new contents to draw")
     demo_cmd.add_argument("--steps", type=STEPS,
-                          help=f"style-tuning steps (default: {adapters.TUNING['steps']}, adapters.TUNING)")
+                          help=f"style-tuning steps (default: {adapters.TUNING.steps}, adapters.TUNING)")
     demo_cmd.set_defaults(func=cmd_demo)
 
 
@@ -349,10 +349,10 @@ def _add_style_tune(sub, command) -> None:
     tune.add_argument("--d-prj", type=WIDTH, default=adapters.AdapterConfig.d_prj, help="bottleneck width (LoRA: rank)")
     tune.add_argument("--shared", action="store_true",
                       help="share the bottleneck matrices across layers, with per-layer bias offsets (paper, round 1)")
-    tune.add_argument("--steps", type=STEPS, default=adapters.TUNING["steps"], help="tuning steps")
-    tune.add_argument("--batch-size", type=number(int, 1, 4096), default=adapters.TUNING["batch_size"],
+    tune.add_argument("--steps", type=STEPS, default=adapters.TUNING.steps, help="tuning steps")
+    tune.add_argument("--batch-size", type=number(int, 1, 4096), default=adapters.TUNING.batch_size,
                       help="copies of the reference per step (each masked differently)")
-    tune.add_argument("--lr", type=LR, default=adapters.TUNING["lr"], help="peak learning rate")
+    tune.add_argument("--lr", type=LR, default=adapters.TUNING.lr, help="peak learning rate")
     tune.set_defaults(func=cmd_style_tune)
 
 
@@ -363,15 +363,15 @@ def _add_dreambooth(sub, command) -> None:
     db.add_argument("--class", dest="class_noun", help="the subject's class noun (default: from metadata.jsonl)")
     db.add_argument("--identifier", help="the rare identifier (default: from metadata.jsonl, else 'sks')")
     db.add_argument("--out", "-o", required=True, help="adapter file to write (.safetensors is added if missing)")
-    db.add_argument("--steps", type=STEPS, default=dreambooth.TUNING["steps"], help="tuning steps")
-    db.add_argument("--lr", type=LR, default=dreambooth.TUNING["lr"], help="peak learning rate")
-    db.add_argument("--prior-weight", type=number(float, 0, 100), default=dreambooth.PRIOR["weight"],
+    db.add_argument("--steps", type=STEPS, default=dreambooth.TUNING.steps, help="tuning steps")
+    db.add_argument("--lr", type=LR, default=dreambooth.TUNING.lr, help="peak learning rate")
+    db.add_argument("--prior-weight", type=number(float, 0, 100), default=dreambooth.PRIOR.weight,
                     help="w of the class prior loss (0: none)")
-    db.add_argument("--n-class", type=number(int, 1, 100_000), default=dreambooth.PRIOR["n_class"],
+    db.add_argument("--n-class", type=number(int, 1, 100_000), default=dreambooth.PRIOR.n_class,
                     help="class images drawn once by the base model")
     db.add_argument("--cache", help="where class images are cached (default: class_images/ beside --out)")
     db.add_argument("--kind", choices=["bottleneck", "lora"], default="bottleneck", help="adapter kind")
-    db.add_argument("--d-prj", type=WIDTH, default=dreambooth.TUNING["d_prj"], help="adapter width (LoRA: rank)")
+    db.add_argument("--d-prj", type=WIDTH, default=dreambooth.TUNING.d_prj, help="adapter width (LoRA: rank)")
     db.set_defaults(func=cmd_dreambooth)
 
 

@@ -8,7 +8,7 @@ Chapter 04: tutorials/04_adapters.ipynb.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable
 
 from PIL import Image
@@ -44,8 +44,9 @@ def run(style: str = "stained glass", n: int | None = None, steps: int | None = 
     caption = ref.caption
     say(f"running on {describe(device, precision)}")
     say(f"1/3 style tuning on ONE image, {ref.file_name}, captioned {caption!r}")
-    tuning = {**adapters.TUNING, **({"steps": steps} if steps else {})}
-    model, _ = adapters.tune(pipe, ref.image, [caption], seed=seed, device=device, precision=precision, **tuning)
+    tuning = replace(adapters.TUNING, steps=steps or adapters.TUNING.steps)
+    model, _ = adapters.tune(pipe, ref.image, [caption], steps=tuning.steps, batch_size=tuning.batch_size, lr=tuning.lr,
+                             seed=seed, device=device, precision=precision)
     n_adapter, n_base = adapters.count(model)
     say(f"    {n_adapter:,} adapter parameters ({100 * n_adapter / n_base:.2f} % of the base model) "
         f"in {time.perf_counter() - start:.0f} s")

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 
 import torch
 
@@ -73,7 +73,7 @@ def upper_bound(pipe, judges, clip, ref: StyleReference, k: int = 8, seeds: int 
                 lambdas=(1.0, 2.0), tuning: dict | None = None, precision: str = "auto") -> dict:
     """An adapter tuned (round-1 settings) on `k` true renders of `k` contents that the test never asks
     for, then asked for `n_contents` new contents x `seeds` at each lambda_A (lambda_B as the library's)."""
-    tuning = {**adapters.TUNING, **(tuning or {})}
+    tuning = asdict(replace(adapters.TUNING, **(tuning or {})))
     test = set(metrics.style_eval_contents(exclude=ref.content_label, n=n_contents))
     contents = [c for c in UPPER_BOUND_CONTENTS if c not in test and c != ref.content_label][:k]
     if len(contents) < k:
@@ -94,7 +94,7 @@ def upper_bound(pipe, judges, clip, ref: StyleReference, k: int = 8, seeds: int 
 def one_image(pipe, judges, clip, ref: StyleReference, seeds: int = 4, n_contents: int = 12, tuning: dict | None = None,
               precision: str = "auto") -> dict:
     """StyleDrop round 1 from the bundled reference at the default tuning and guidance."""
-    tuning = {**adapters.TUNING, **(tuning or {})}
+    tuning = asdict(replace(adapters.TUNING, **(tuning or {})))
     caption = ref.caption
     start = time.perf_counter()
     model, _ = adapters.tune(pipe, ref.image, [caption], seed=DIAGNOSTIC_SEED, precision=precision, **tuning)
@@ -147,7 +147,7 @@ def outside_reference(pipe, judges, path, descriptor: str, content: str = "a pic
     contents = metrics.style_eval_contents(n=n_contents)
     prompt_list = [prompts.styled(c, descriptor) for c in contents for _ in range(seeds)]
     before = pipe.generate(prompt_list, seed=DIAGNOSTIC_SEED, progress=False)
-    tuning = {**adapters.TUNING, **(tuning or {})}
+    tuning = asdict(replace(adapters.TUNING, **(tuning or {})))
     start = time.perf_counter()
     model, _ = adapters.tune(pipe, reference, [prompts.styled(content, descriptor)], seed=DIAGNOSTIC_SEED,
                              precision=precision, **tuning)
@@ -170,7 +170,7 @@ def style_prior_report(pipe, judges, clip, references: dict, styles=world.HELD_O
         raise ValueError(f"no reference image for {missing}; choose from {', '.join(references)}")
     report = {"base": str(pipe.transformer_file or ""), "seed": DIAGNOSTIC_SEED,
               "settings": {"seeds": seeds, "n_contents": n_contents, "k": k, "n_prompts": n_prompts,
-                           "tuning": {**adapters.TUNING, **(tuning or {})}, "guidance": asdict(GUIDANCE)},
+                           "tuning": asdict(replace(adapters.TUNING, **(tuning or {}))), "guidance": asdict(GUIDANCE)},
               "styles": {}}
     for style in styles:
         ref = references[style]

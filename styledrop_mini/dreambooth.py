@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import re
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -33,10 +34,24 @@ from .settings import DATA_DIR
 from .transformer import prompt_loss_fn
 
 SUBJECT_DIR = DATA_DIR / "subjects" / "sks_star"
-PRIOR = dict(weight=1.0, n_class=64)  # diffusers' default weight; class images drawn once and cached
-# Content tuning needs more than style tuning: the identity (six points, not five) is a finer detail
-# than a style. Found by hand in notebook 08 (lr 1e-3 or d_prj 4 draw five-point stars).
-TUNING = dict(steps=600, lr=3e-3, d_prj=32)
+
+
+@dataclass(frozen=True)
+class PriorSettings:
+    weight: float = 1.0  # diffusers' default weight
+    n_class: int = 64  # class images, drawn once and cached
+
+
+@dataclass(frozen=True)
+class SubjectTuning:
+    # Content tuning needs more than style tuning: the identity (six points, not five) is a finer
+    # detail than a style. Found by hand in notebook 08 (lr 1e-3 or d_prj 4 draw five-point stars).
+    steps: int = 600
+    lr: float = 3e-3
+    d_prj: int = 32
+
+
+PRIOR, TUNING = PriorSettings(), SubjectTuning()
 
 
 def subject_prompt(class_noun: str, identifier: str = "sks") -> str:
@@ -85,7 +100,7 @@ def load_subject(folder=SUBJECT_DIR) -> tuple[torch.Tensor, dict]:
 
 
 @torch.no_grad()
-def class_tokens(pipe, prompt: str, n: int = PRIOR["n_class"], seed: int = 0, cache_dir=None) -> torch.Tensor:
+def class_tokens(pipe, prompt: str, n: int = PRIOR.n_class, seed: int = 0, cache_dir=None) -> torch.Tensor:
     """Token grids of `n` images the frozen base model draws for the class prompt — made once, then
     read from `cache_dir` (keyed by prompt, count, seed and the base model's fingerprint)."""
     base = pipe.base_fingerprint or "unsaved"
@@ -122,8 +137,8 @@ def prior_loss_fn(text_encoder, prior_tokens: torch.Tensor, class_prompt: str, w
 
 
 def tune_subject(pipe, images: torch.Tensor, prompt: str, identifier: str = "sks", config=None,
-                 steps: int = TUNING["steps"], lr: float = TUNING["lr"], prior_weight: float = PRIOR["weight"],
-                 n_class: int = PRIOR["n_class"], cache_dir=None, seed: int = 0, device="cpu",
+                 steps: int = TUNING.steps, lr: float = TUNING.lr, prior_weight: float = PRIOR.weight,
+                 n_class: int = PRIOR.n_class, cache_dir=None, seed: int = 0, device="cpu",
                  precision: str = "auto"):
     """A DreamBooth content adapter on the subject's images captioned `prompt` ("an orange sks star in
     flat style"), with prior preservation on the same caption without the identifier.
@@ -134,7 +149,7 @@ def tune_subject(pipe, images: torch.Tensor, prompt: str, identifier: str = "sks
         plain = class_prompt(prompt, identifier)
         prior = class_tokens(pipe, plain, n_class, seed=seed, cache_dir=cache_dir)
         loss_fn = prior_loss_fn(pipe.text_encoder, prior, plain, prior_weight)
-    config = config or AdapterConfig(d_prj=TUNING["d_prj"])
+    config = config or AdapterConfig(d_prj=TUNING.d_prj)
     return tune(pipe, images, [prompt] * len(images), config, steps=steps, lr=lr, seed=seed, loss_fn=loss_fn,
                 device=device, precision=precision)
 
@@ -150,14 +165,14 @@ def renamed(meta: dict, identifier: str | None = None, class_noun: str | None = 
 
 
 def tune_subject_folder(pipe, folder, identifier: str | None = None, class_noun: str | None = None, config=None,
-                        steps: int = TUNING["steps"], lr: float = TUNING["lr"], prior_weight: float = PRIOR["weight"],
-                        n_class: int = PRIOR["n_class"], cache_dir=None, seed: int = 0, device="cpu",
+                        steps: int = TUNING.steps, lr: float = TUNING.lr, prior_weight: float = PRIOR.weight,
+                        n_class: int = PRIOR.n_class, cache_dir=None, seed: int = 0, device="cpu",
                         precision: str = "auto") -> tuple[torch.nn.Module, AdapterInfo]:
     """`tune_subject` on a folder of subject images (`load_subject`), its identifier and class noun
     optionally renamed. Returns (content adapter, the info to save with it)."""
     images, meta = load_subject(folder)
     meta = renamed(meta, identifier, class_noun)
-    config = (config or AdapterConfig(d_prj=TUNING["d_prj"])).check()
+    config = (config or AdapterConfig(d_prj=TUNING.d_prj)).check()
     start = time.perf_counter()
     model, _ = tune_subject(pipe, images, meta["prompt"], meta["identifier"], config, steps=steps, lr=lr,
                             prior_weight=prior_weight, n_class=n_class, cache_dir=cache_dir, seed=seed, device=device,

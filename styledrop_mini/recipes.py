@@ -7,6 +7,7 @@ Chapter 03: tutorials/03_masked_transformer.ipynb.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, field, replace
 import time
 from pathlib import Path
 
@@ -24,26 +25,64 @@ from .tokenizer import VQTokenizer, tokenizer_loss
 from .training import TrainSettings, fit, seed_everything
 from .transformer import MaskedTransformer, TransformerConfig, base_loss_fn
 
+@dataclass(frozen=True)
+class Recipe:
+    steps: int
+    batch_size: int
+    lr: float  # peak; warmup, then cosine decay to 10 % (training.warmup_cosine)
+    warmup: int
+    weight_decay: float
+    bank: int  # training images, rendered once
+    world: str = "all"  # datasets.TRAINING_WORLDS
+    attention: str = "auto"  # training.attention_kernel
+    precision: str = "auto"  # devices.resolve_precision: bf16 where it is native, fp32 elsewhere
+
+
 RECIPES = {
     # Sized to train on 2 CPU cores in tens of minutes (see data/checkpoints/README.md for the times).
-    "tokenizer": dict(steps=5000, batch_size=64, lr=2e-3, warmup=100, weight_decay=0.0, bank=40000),
-    "judges": dict(steps=3000, batch_size=128, lr=3e-3, warmup=100, weight_decay=1e-4, bank=40000),
-    "clip": dict(steps=4000, batch_size=128, lr=1e-3, warmup=100, weight_decay=0.1, bank=40000),
+    "tokenizer": Recipe(steps=5000, batch_size=64, lr=2e-3, warmup=100, weight_decay=0.0, bank=40000),
+    "judges": Recipe(steps=3000, batch_size=128, lr=3e-3, warmup=100, weight_decay=1e-4, bank=40000),
+    "clip": Recipe(steps=4000, batch_size=128, lr=1e-3, warmup=100, weight_decay=0.1, bank=40000),
     # The generator never sees the held-out looks: they are what StyleDrop must learn (TRAINING_WORLDS).
-    # Precision follows devices.resolve_precision ("auto"): bf16 where it is native, fp32 elsewhere.
-    "base": dict(steps=3000, batch_size=128, lr=1.4e-3, warmup=200, weight_decay=0.05, bank=30000, world="seen",
-                 attention="math"),
+    "base": Recipe(steps=3000, batch_size=128, lr=1.4e-3, warmup=200, weight_decay=0.05, bank=30000, world="seen",
+                   attention="math"),
 }
 
-# The base generator's sizes: one architecture, three presets (`train base --preset NAME`). Each sets
-# the transformer's shape (TransformerConfig fields) and any recipe settings it changes. The token grid
-# and codebook always come from the tokenizer; a 16x16 grid is read as 2x2 patches (64 positions).
-BASE_PRESETS = {
-    "tiny": dict(transformer=dict(width=64, layers=2, heads=2), steps=200, batch_size=32, bank=2000),  # tests
-    "cpu": dict(transformer=dict(width=256, layers=4, heads=4), steps=6000, bank=60000),  # the bundled one
-    "gpu": dict(transformer=dict(width=512, layers=8, heads=8), steps=12000, batch_size=256, bank=200000,
-                lr=1e-3),
+
+@dataclass(frozen=True)
+class BasePreset:
+    """A size of the base generator: the transformer's shape, and the recipe settings it changes. The
+    token grid and codebook come from the tokenizer; a 16x16 grid is read as 2x2 patches (64 positions)."""
+    width: int
+    layers: int
+    heads: int
+    changes: dict = field(default_factory=dict)  # Recipe fields
+
+
+BASE_PRESETS = {  # `train base --preset NAME`
+    "tiny": BasePreset(64, 2, 2, dict(steps=200, batch_size=32, bank=2000)),  # tests
+    "cpu": BasePreset(256, 4, 4, dict(steps=6000, bank=60000)),  # the bundled one
+    "gpu": BasePreset(512, 8, 8, dict(steps=12000, batch_size=256, bank=200000, lr=1e-3)),
 }
+
+
+def recipe_for(name: str, preset: str | None = None, **changes) -> Recipe:
+    """The recipe of model `name` (for "base", sized by `preset`, "cpu" by default) with `changes`
+    (steps, batch_size, lr, bank; None keeps the recipe's)."""
+    if name not in RECIPES:
+        raise ValueError(f"unknown model {name!r}; choose one of {', '.join(RECIPES)}")
+    if preset is not None and name != "base":
+        raise ValueError(f"--preset sizes the base generator only, not {name!r}")
+    recipe = RECIPES[name]
+    if name == "base":
+        if (preset or "cpu") not in BASE_PRESETS:
+            raise ValueError(f"unknown preset {preset!r}; choose one of {', '.join(BASE_PRESETS)}")
+        recipe = replace(recipe, **BASE_PRESETS[preset or "cpu"].changes)
+    changes = {key: value for key, value in changes.items() if value is not None}
+    for key, value in changes.items():
+        if not 0 < value < math.inf:
+            raise ValueError(f"{key} must be positive, got {value}")
+    return replace(recipe, **changes)
 
 
 SAVE_DTYPES = {"fp32": None, "fp16": torch.float16, "bf16": torch.bfloat16}  # None: as trained (fp32)
@@ -63,7 +102,8 @@ def build(name: str, preset: str = "cpu"):
         pooled_width = text_encoder([""]).pooled.shape[-1]  # the prompt vector that modulates every block
         config = TransformerConfig(text_width=text_encoder.width, grid=tokens.grid, patch=max(1, tokens.grid // 8),
                                    codebook_size=tokens.codebook_size, pooled_width=pooled_width,
-                                   **BASE_PRESETS[preset]["transformer"])
+                                   width=BASE_PRESETS[preset].width, layers=BASE_PRESETS[preset].layers,
+                                   heads=BASE_PRESETS[preset].heads)
         return MaskedTransformer(config), base_loss_fn(text_encoder, config.cond_dropout)
     raise ValueError(f"unknown model {name!r}; choose one of {', '.join(RECIPES)}")
 
@@ -104,32 +144,19 @@ def train(name: str, out=None, steps=None, batch_size=None, lr=None, bank_size=N
     """Train a recipe's model on the mini world (the measuring models on all of it, the base generator
     on its training looks: TRAINING_WORLDS) and save it to `out` (default: see `training_output`).
     `preset` (base only) picks a size from BASE_PRESETS; "cpu" by default."""
-    recipe = dict(RECIPES[name]) if name in RECIPES else None
-    if recipe is None:
-        raise ValueError(f"unknown model {name!r}; choose one of {', '.join(RECIPES)}")
+    recipe = recipe_for(name, preset, steps=steps, batch_size=batch_size, lr=lr, bank=bank_size)
+    preset = (preset or "cpu") if name == "base" else None
     if save_dtype is not None and save_dtype not in SAVE_DTYPES:
         raise ValueError(f"save_dtype must be one of {', '.join(SAVE_DTYPES)}, got {save_dtype!r}")
-    if preset is not None and name != "base":
-        raise ValueError(f"--preset sizes the base generator only, not {name!r}")
-    if name == "base":
-        preset = preset or "cpu"
-        if preset not in BASE_PRESETS:
-            raise ValueError(f"unknown preset {preset!r}; choose one of {', '.join(BASE_PRESETS)}")
-        recipe.update({k: v for k, v in BASE_PRESETS[preset].items() if k != "transformer"})
-    for key, value in (("steps", steps), ("batch_size", batch_size), ("lr", lr), ("bank", bank_size)):
-        if value is not None:
-            if not 0 < value < math.inf:
-                raise ValueError(f"{key} must be positive, got {value}")
-            recipe[key] = value
     dev = pick_device(device)
     out = check_output(training_output(name, out, overwrite, run_dir), "checkpoint")
     for stale in invalidated_by(out):
         print(f"note: writing {out} will make stale: {stale}")
-    print(f"training {name} on {describe(dev, precision or recipe.get('precision', 'auto'))}")
+    print(f"training {name} on {describe(dev, precision or recipe.precision)}")
     seed_everything(seed)
     started = time.perf_counter()
-    which = recipe.get("world", "all")
-    bank = ImageBank.render(training_world(which, recipe["bank"], seed), workers)
+    which = recipe.world
+    bank = ImageBank.render(training_world(which, recipe.bank, seed), workers)
     render_seconds = time.perf_counter() - started
     model, loss_fn = build(name, preset or "cpu")
     if name in ("base", "judges"):
@@ -138,13 +165,12 @@ def train(name: str, out=None, steps=None, batch_size=None, lr=None, bank_size=N
         bank = TokenBank.encode(bank, tokenizer) if name == "base" else bank.with_reconstructions(tokenizer)
     n_params = sum(p.numel() for p in model.parameters())
     print(f"{name}: {n_params / 1e6:.2f} M parameters, {len(bank)} training images "
-          f"(rendered in {render_seconds:.0f} s), {recipe['steps']} steps of {recipe['batch_size']} on {dev}")
-    settings = TrainSettings(steps=recipe["steps"], batch_size=recipe["batch_size"], lr=recipe["lr"], seed=seed,
-                             warmup=min(recipe["warmup"], recipe["steps"] // 5 + 1),
-                             weight_decay=recipe["weight_decay"], save_every=min(500, max(100, recipe["steps"] // 10)),  # minutes of CPU work lost at most
-                             precision=precision or recipe.get("precision", "auto"),
-                             attention=attention or recipe.get("attention", "auto"),
-                             extra={"model": name, "bank": recipe["bank"], "world": which, "preset": preset})
+          f"(rendered in {render_seconds:.0f} s), {recipe.steps} steps of {recipe.batch_size} on {dev}")
+    settings = TrainSettings(steps=recipe.steps, batch_size=recipe.batch_size, lr=recipe.lr, seed=seed,
+                             warmup=min(recipe.warmup, recipe.steps // 5 + 1), weight_decay=recipe.weight_decay,
+                             save_every=min(500, max(100, recipe.steps // 10)),  # little CPU work lost to a kill
+                             precision=precision or recipe.precision, attention=attention or recipe.attention,
+                             extra={"model": name, "bank": recipe.bank, "world": which, "preset": preset})
     fit_started = time.perf_counter()
     history = fit(model, loss_fn, bank, settings, dev, run_dir=run_dir, resume=resume, desc=f"train {name}")
     train_seconds = time.perf_counter() - fit_started

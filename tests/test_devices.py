@@ -102,4 +102,4 @@ def test_tuning_and_training_default_to_auto():
     assert inspect.signature(dreambooth.tune_subject).parameters["precision"].default == "auto"
     assert inspect.signature(feedback.train_round).parameters["precision"].default == "auto"
     assert TrainSettings(steps=1, batch_size=1, lr=1.0).precision == "auto"
-    assert all("precision" not in recipe or recipe["precision"] == "auto" for recipe in recipes.RECIPES.values())
+    assert all(recipe.precision == "auto" for recipe in recipes.RECIPES.values())
