@@ -126,6 +126,15 @@ def test_templates():
         prompts.styled("a star", "neon", template="{content} in neon")
 
 
+def test_a_caption_is_read_back_with_its_own_template():
+    mine = "{descriptor} art: {content}"
+    for template in (prompts.TEMPLATE, mine, "a photo of {content}, {descriptor} (style)"):
+        caption = prompts.styled("a yellow house", "stained glass", template)
+        assert prompts.content_of(caption, "stained glass", template) == "a yellow house"
+    with pytest.raises(ValueError, match="does not follow the template"):  # the default template cannot read it
+        prompts.content_of(prompts.styled("a yellow house", "stained glass", mine), "stained glass")
+
+
 def test_cli_style_tune_generate_and_demo_end_to_end(tmp_path, capsys):
     from PIL import Image
 

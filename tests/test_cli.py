@@ -131,6 +131,7 @@ def fails(argv, capsys, code=2) -> str:
     (["generate", "a star", "--temperature", "inf"], "argument --temperature: must be a finite number"),
     (["generate", "a star", "  "], "prompt 2 is empty"),
     (["generate", "a star", "-n", "0"], "argument -n: must lie in [1, 64], got 0"),
+    (["generate", "a star", "--adapter", "x", "--guidance-scale", "3"], "with --adapter, --lambda-a and --lambda-b guide"),
     (["demo", "-n", "0"], "argument -n: must lie in [1, 12], got 0"),
     (["demo", "-n", "-3"], "argument -n: must lie in [1, 12], got -3"),
     (["demo", "-n", "100"], "argument -n: must lie in [1, 12], got 100"),

@@ -105,6 +105,11 @@ def test_the_bundled_subject_loads_with_its_caption_class_and_identifier(tmp_pat
     assert meta == {"class_noun": "star", "identifier": "sks", "prompt": "an orange sks star in flat style"}
     assert dreambooth.class_prompt(meta["prompt"], "sks") == "an orange star in flat style"
     assert dreambooth.subject_prompt("star") == "a sks star"
+    assert dreambooth.renamed(meta, "zwx", "shape") == {"prompt": "an orange zwx shape in flat style",
+                                                         "identifier": "zwx", "class_noun": "shape"}
+    assert dreambooth.renamed(meta) == meta
+    with pytest.raises(ValueError, match="must be one word"):
+        dreambooth.renamed(meta, "two words")
     with pytest.raises(ValueError, match="identifier 'xyz'"):
         dreambooth.class_prompt("a sks star", "xyz")
     (tmp_path / "metadata.jsonl").write_text('{"file_name": "a.png", "class_noun": "star", "text": "a red star"}\n')
