@@ -1,0 +1,61 @@
+"""How the package's modules import each other, read from the source (no import is run):
+
+    python scripts/import_report.py                      # this checkout's styledrop_mini/
+    python scripts/import_report.py OLD/styledrop_mini   # another version, e.g. from `git archive`
+
+Prints how many package-internal import statements sit inside functions (they hide cycles and
+slow starts; tests/test_imports.py asserts there are none), any cycle, and each module's imports.
+"""
+import argparse
+import ast
+from pathlib import Path
+
+
+def statements(path: Path, modules: set[str]):
+    """(imported package modules, inside a function?) for each relative import statement of `path`."""
+    found = []
+
+    def walk(node, in_function):
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, ast.ImportFrom) and child.level == 1:
+                names = [child.module.split(".")[0]] if child.module else [a.name for a in child.names]
+                found.append(([n for n in names if n in modules], in_function))
+            walk(child, in_function or isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef)))
+    walk(ast.parse(path.read_text()), False)
+    return found
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("package", nargs="?", default=Path(__file__).resolve().parents[1] / "styledrop_mini")
+    package = Path(parser.parse_args().package)
+    modules = {p.stem for p in package.glob("*.py")}
+    graph, total, inside = {}, 0, 0
+    for module in sorted(modules):
+        found = statements(package / f"{module}.py", modules)
+        total, inside = total + len(found), inside + sum(f for _, f in found)
+        graph[module] = sorted({n for names, _ in found for n in names} - {module})
+    print(f"{package}: {len(modules)} modules; {inside} of {total} package-internal import statements "
+          "inside functions")
+    state, path = {}, []
+
+    def cycle_from(module):
+        state[module] = "open"
+        path.append(module)
+        for target in graph.get(module, ()):
+            if state.get(target) == "open":
+                return path[path.index(target):] + [target]
+            if target not in state and (found := cycle_from(target)):
+                return found
+        state[module] = "done"
+        path.pop()
+        return None
+
+    cycle = next((c for m in sorted(graph) if m not in state and (c := cycle_from(m))), None)
+    print("cycle: " + (" -> ".join(cycle) if cycle else "none"))
+    for module, targets in graph.items():
+        print(f"  {module:13s} imports {', '.join(targets) or 'nothing of the package'}")
+
+
+if __name__ == "__main__":
+    main()
