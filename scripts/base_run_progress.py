@@ -4,7 +4,7 @@ goes on. Nothing in data/checkpoints changes.
 
     python scripts/base_run_progress.py runs/base            # the run dir given to `train base --run-dir`
     python scripts/base_run_progress.py /tmp/runs/base -n 96 --out /tmp/base_at_step.safetensors
-    python scripts/base_run_progress.py runs/base --guidance 2 4   # one line per guidance scale
+    python scripts/base_run_progress.py runs/base --guidance-scale 2 4   # one line per guidance scale
 """
 import argparse
 import tempfile
@@ -35,7 +35,7 @@ def main():
     parser.add_argument("run_dir", type=Path, help="the --run-dir of a `styledrop-mini train base` run")
     parser.add_argument("-n", type=int, default=36, help="fresh seen-style prompts to judge (default: 36)")
     parser.add_argument("--out", type=Path, help="also keep the model as a checkpoint here (default: not kept)")
-    parser.add_argument("--guidance", type=float, nargs="+", default=[SamplerSettings.guidance_scale],
+    parser.add_argument("--guidance-scale", type=float, nargs="+", default=[SamplerSettings.guidance_scale],
                         help=f"classifier-free guidance scales to sample at (default: {SamplerSettings.guidance_scale:g})")
     args = parser.parse_args()
     if not (args.run_dir / "state.safetensors").exists():
@@ -55,7 +55,7 @@ def main():
         pipe = MusePipeline.load(folder)
         judges = Judges.load(CHECKPOINT_DIR / "judges.safetensors")
         seen = test_bank(args.n, seed=5, styles="seen", workers=0)
-        for guidance in args.guidance:
+        for guidance in args.guidance_scale:
             images = pipe.generate(seen.texts, seed=0, progress=False, settings=SamplerSettings(guidance_scale=guidance))
             accuracy = judges.accuracy(images, content=seen.content_ids, colour=seen.colour_ids, style=seen.style_ids)
             print(f"step {step} of {steps} ({preset}), guidance {guidance:g}: on {args.n} seen-style prompts, judged "
