@@ -25,6 +25,25 @@ def statements(path: Path, modules: set[str]):
     return found
 
 
+def find_cycle(edges: dict) -> list[str] | None:
+    """A cycle of modules (its first module repeated at the end), or None: depth-first search."""
+    state, path = {}, []
+
+    def visit(module):
+        state[module] = "open"
+        path.append(module)
+        for target in sorted(edges.get(module, ())):
+            if state.get(target) == "open":
+                return path[path.index(target):] + [target]
+            if target not in state and (cycle := visit(target)):
+                return cycle
+        state[module] = "done"
+        path.pop()
+        return None
+
+    return next((cycle for module in sorted(edges) if module not in state and (cycle := visit(module))), None)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("package", nargs="?", default=Path(__file__).resolve().parents[1] / "styledrop_mini")
@@ -37,21 +56,7 @@ def main():
         graph[module] = sorted({n for names, _ in found for n in names} - {module})
     print(f"{package}: {len(modules)} modules; {inside} of {total} package-internal import statements "
           "inside functions")
-    state, path = {}, []
-
-    def cycle_from(module):
-        state[module] = "open"
-        path.append(module)
-        for target in graph.get(module, ()):
-            if state.get(target) == "open":
-                return path[path.index(target):] + [target]
-            if target not in state and (found := cycle_from(target)):
-                return found
-        state[module] = "done"
-        path.pop()
-        return None
-
-    cycle = next((c for m in sorted(graph) if m not in state and (c := cycle_from(m))), None)
+    cycle = find_cycle(graph)
     print("cycle: " + (" -> ".join(cycle) if cycle else "none"))
     for module, targets in graph.items():
         print(f"  {module:13s} imports {', '.join(targets) or 'nothing of the package'}")

@@ -2,6 +2,7 @@
 import at the top of its file (an import inside a function hides a cycle or a slow start; one is
 allowed only for a heavy optional dependency, with a comment on its line saying so)."""
 import ast
+import importlib.util
 import json
 import re
 from pathlib import Path
@@ -11,6 +12,13 @@ import pytest
 import styledrop_mini
 
 PACKAGE = Path(styledrop_mini.__file__).parent
+REPORT = PACKAGE.parent / "scripts" / "import_report.py"
+if not REPORT.is_file():
+    pytest.skip("no scripts/ beside the package (an installed copy)", allow_module_level=True)
+_spec = importlib.util.spec_from_file_location("import_report", REPORT)
+import_report = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(import_report)  # scripts/import_report.py: the same cycle finder, for any version
+find_cycle = import_report.find_cycle
 MODULES = sorted(p.stem for p in PACKAGE.glob("*.py"))
 
 
@@ -33,28 +41,6 @@ def imports(path: Path):
 
 def graph() -> dict[str, set[str]]:
     return {m: {name for name, _, _ in imports(PACKAGE / f"{m}.py") if name} - {m} for m in MODULES}
-
-
-def find_cycle(edges: dict[str, set[str]]) -> list[str] | None:
-    """A cycle of modules (first module repeated at the end), or None: depth-first search."""
-    state, path = {}, []
-
-    def visit(module):
-        state[module] = "open"
-        path.append(module)
-        for target in sorted(edges.get(module, ())):
-            if state.get(target) == "open":
-                return path[path.index(target):] + [target]
-            if target not in state and (cycle := visit(target)):
-                return cycle
-        state[module] = "done"
-        path.pop()
-        return None
-
-    for module in sorted(edges):
-        if module not in state and (cycle := visit(module)):
-            return cycle
-    return None
 
 
 def test_the_cycle_finder_finds_a_cycle():  # the check below can fail
