@@ -30,9 +30,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from . import prompts
 from .checkpoints import (CheckpointError, check_tensors, config_from_dict, find_checkpoint, fingerprint,
                           read_checkpoint, save_checkpoint)
-from . import prompts
 from .datasets import StyleReference, TokenBank
 from .prompts import TEMPLATE
 from .training import TrainSettings, fit

@@ -165,7 +165,8 @@ def style_report(images: torch.Tensor, contents: list[str], style: str, prompts:
 
 
 @torch.no_grad()
-def style_transfer_report(pipe, judges, clip, ref: StyleReference, model=None, seeds: int = 4, guidance: AdapterGuidance = GUIDANCE,
+def style_transfer_report(pipe, judges, clip, ref: StyleReference, model=None, seeds: int = 4,
+                          guidance: AdapterGuidance = GUIDANCE,
                           n_contents: int = 12, prompt_for=None, seed: int = 0) -> tuple[dict, torch.Tensor, list]:
     """StyleDrop's test: draw `n_contents` contents the reference does not show, `seeds` images each,
     with `model` (adapted, Eq. 4 `guidance`) or, with None, the base model given

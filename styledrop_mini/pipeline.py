@@ -154,7 +154,7 @@ class MusePipeline:
         if content_adapter and not style_adapter:
             raise ValueError("a content adapter mixes with a style adapter: give a style adapter too")
         check_gamma(gamma)
-        prompts, make = [prompts] if isinstance(prompts, str) else list(prompts), None
+        prompts, make = check_prompts(prompts), None
         if style_adapter:
             adapted, info = self.with_adapter(style_adapter)
             if use_template:

@@ -72,10 +72,8 @@ class AdapterGuidance:
 
     @staticmethod
     def of(value) -> "AdapterGuidance":
-        """None (the default), an AdapterGuidance, a (λ_A, λ_B) pair or a {"lambda_a", "lambda_b"} dict
-        (as run manifests store it) -> an AdapterGuidance."""
-        if value is None:
-            return AdapterGuidance()
+        """An AdapterGuidance, a (λ_A, λ_B) pair (older run manifests) or a {"lambda_a", "lambda_b"}
+        dict (as run manifests store it) -> an AdapterGuidance."""
         if isinstance(value, AdapterGuidance):
             return value
         if isinstance(value, dict):

@@ -146,7 +146,8 @@ def stop_requests():
 
 def fit(model, loss_fn, bank, settings: TrainSettings, device: torch.device,
         run_dir=None, resume: bool = False, desc: str = "training", stop_at: int | None = None) -> list[dict]:
-    """Train `model` on batches of `bank` (a datasets.ImageBank or TokenBank); `loss_fn(model, batch) -> (loss, {metric: value})`.
+    """Train `model` on batches of `bank` (a datasets.ImageBank or TokenBank);
+    `loss_fn(model, batch) -> (loss, {metric: value})`.
 
     With `run_dir`, the state is saved every `save_every` steps and at the end; `resume=True`
     continues from it. `stop_at` ends the run early, as an interruption would (the schedule still

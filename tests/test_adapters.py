@@ -266,4 +266,4 @@ def test_guidance_weights_must_be_finite_and_sane():
         check_gamma(float("nan"))
     # the forms a run manifest or a caller may hold all become the same record
     assert AdapterGuidance.of([2.0, 3.0]) == AdapterGuidance.of({"lambda_a": 2.0, "lambda_b": 3.0}) == AdapterGuidance(2.0)
-    assert AdapterGuidance.of(None) == GUIDANCE == AdapterGuidance(1.0, 3.0)
+    assert GUIDANCE == AdapterGuidance(1.0, 3.0)

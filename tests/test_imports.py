@@ -62,7 +62,7 @@ def test_imports_sit_at_the_top_of_each_file():
 
 
 def test_every_module_is_named_in_the_package_docstring():
-    missing = [m for m in MODULES if not m.startswith("_") and f"{m}" not in (styledrop_mini.__doc__ or "")]
+    missing = [m for m in MODULES if not m.startswith("_") and f"`{m}`" not in (styledrop_mini.__doc__ or "")]
     assert not missing, f"the package docstring does not name: {missing}"
 
 
