@@ -149,6 +149,9 @@ def train(name: str, out=None, steps=None, batch_size=None, lr=None, bank_size=N
     if save_dtype is not None and save_dtype not in SAVE_DTYPES:
         raise ValueError(f"save_dtype must be one of {', '.join(SAVE_DTYPES)}, got {save_dtype!r}")
     dev = pick_device(device)
+    if resume and not (run_dir and (Path(run_dir) / "state.safetensors").exists()):  # before minutes of rendering
+        raise FileNotFoundError(f"nothing to resume: no {Path(run_dir or '.') / 'state.safetensors'} "
+                                "(give the --run-dir of the interrupted run)")
     out = check_output(training_output(name, out, overwrite, run_dir), "checkpoint")
     for stale in invalidated_by(out):
         print(f"note: writing {out} will make stale: {stale}")
@@ -156,13 +159,25 @@ def train(name: str, out=None, steps=None, batch_size=None, lr=None, bank_size=N
     seed_everything(seed)
     started = time.perf_counter()
     which = recipe.world
-    bank = ImageBank.render(training_world(which, recipe.bank, seed), workers)
-    render_seconds = time.perf_counter() - started
-    model, loss_fn = build(name, preset or "cpu")
-    if name in ("base", "judges"):
-        tokenizer = VQTokenizer.load(CHECKPOINT_DIR / "tokenizer.safetensors", dev)
-        # The generator learns the tokenizer's tokens; the judges read renders and their reconstructions.
-        bank = TokenBank.encode(bank, tokenizer) if name == "base" else bank.with_reconstructions(tokenizer)
+    tokenizer_file = CHECKPOINT_DIR / "tokenizer.safetensors"
+    # A run folder keeps the generator's token bank: a resumed run (a new session) skips making it again.
+    kept = Path(run_dir) / "token_bank.safetensors" if run_dir and name == "base" else None
+    if kept:
+        source = {"world": which, "images": recipe.bank, "seed": seed, "tokenizer": fingerprint(tokenizer_file)}
+    bank = TokenBank.load(kept, source) if kept and resume else None
+    if bank is None:
+        bank = ImageBank.render(training_world(which, recipe.bank, seed), workers)
+        render_seconds = time.perf_counter() - started
+        model, loss_fn = build(name, preset or "cpu")  # after rendering, whose loader draws a seed: as bundled
+        if name in ("base", "judges"):
+            tokenizer = VQTokenizer.load(tokenizer_file, dev)
+            # The generator learns the tokenizer's tokens; the judges read renders and their reconstructions.
+            bank = TokenBank.encode(bank, tokenizer) if name == "base" else bank.with_reconstructions(tokenizer)
+        if kept:
+            bank.save(kept, source)
+    else:  # the resumed state holds the weights: the fresh model's draw does not matter
+        render_seconds = time.perf_counter() - started
+        model, loss_fn = build(name, preset or "cpu")
     n_params = sum(p.numel() for p in model.parameters())
     print(f"{name}: {n_params / 1e6:.2f} M parameters, {len(bank)} training images "
           f"(rendered in {render_seconds:.0f} s), {recipe.steps} steps of {recipe.batch_size} on {dev}")

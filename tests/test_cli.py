@@ -13,6 +13,7 @@ import pytest
 from styledrop_mini import cli, recipes, training
 from styledrop_mini.checkpoints import fingerprint
 from styledrop_mini.cli import main
+from styledrop_mini.datasets import ImageBank
 from styledrop_mini.settings import CHECKPOINT_DIR, DATA_DIR, STYLES_DIR
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -275,3 +276,28 @@ def test_the_tiny_base_preset_trains_on_the_bundled_tokens(tmp_path, capsys):
     assert model.config.grid == tokens.grid and model.config.codebook_size == tokens.codebook_size
     assert model.config.n_positions == 64 and model.info["preset"] == "tiny"
 
+
+
+def test_a_resumed_base_run_reuses_its_token_bank_and_continues_exactly(tmp_path, monkeypatch, capsys):
+    from styledrop_mini.transformer import MaskedTransformer
+
+    small = ["train", "base", "--preset", "tiny", "--steps", "4", "--bank-size", "32", "--batch-size", "8",
+             "--workers", "0", "--precision", "fp32"]
+    assert main([*small, "--run-dir", str(tmp_path / "a"), "--out", str(tmp_path / "a.safetensors")]) == 0
+    _interrupt_at(monkeypatch, 2)
+    fails([*small, "--run-dir", str(tmp_path / "b"), "--out", str(tmp_path / "b.safetensors")], capsys, code=130)
+    monkeypatch.undo()
+    assert (tmp_path / "b" / "token_bank.safetensors").exists()
+    rendered = []
+    monkeypatch.setattr(ImageBank, "render", lambda *a, **k: rendered.append(1))  # must not be called
+    assert main([*small, "--run-dir", str(tmp_path / "b"), "--out", str(tmp_path / "b.safetensors"), "--resume"]) == 0
+    assert not rendered
+    straight, resumed = (MaskedTransformer.load(tmp_path / f"{x}.safetensors").state_dict() for x in "ab")
+    assert all((straight[k].float() - resumed[k].float()).abs().max() < 1e-6 for k in straight)
+
+
+def test_resume_without_a_saved_state_fails_before_rendering(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(ImageBank, "render", lambda *a, **k: pytest.fail("rendered before checking --resume"))
+    line = fails(["train", "base", "--preset", "tiny", "--steps", "4", "--run-dir", str(tmp_path / "none"),
+                  "--resume"], capsys)
+    assert "nothing to resume" in line and str(tmp_path / "none" / "state.safetensors") in line

@@ -6,7 +6,8 @@ import torch
 from PIL import Image
 
 from styledrop_mini import world
-from styledrop_mini.datasets import ImageFolder, ImageFolderError, MiniWorld, export_image_folder, style_references
+from styledrop_mini.datasets import (ImageFolder, ImageFolderError, MiniWorld, TokenBank, export_image_folder,
+                                     style_references)
 from styledrop_mini.settings import STYLES_DIR
 
 
@@ -182,3 +183,19 @@ def test_bundled_style_references_are_the_held_out_styles_with_their_captions():
         assert ref.image.shape == (3, 64, 64) and 0 <= ref.image.min() and ref.image.max() <= 1
         assert ref.descriptor == world.STYLES[style] and ref.content_label in world.CONTENTS
         assert ref.caption == f"{ref.content} in {ref.descriptor} style" == rows[style]["text"]
+
+
+def test_a_kept_token_bank_loads_only_for_its_own_source(tmp_path, capsys):
+    bank = TokenBank(tokens=torch.randint(0, 1024, (5, 256)).short(), texts=[f"a red star {i}" for i in range(5)],
+                     content_ids=torch.arange(5), colour_ids=torch.zeros(5, dtype=torch.long),
+                     style_ids=torch.ones(5, dtype=torch.long), primitive_ids={"fill": torch.arange(5) % 2})
+    source = {"world": "seen", "images": 5, "seed": 0, "tokenizer": "abc"}
+    path = bank.save(tmp_path / "bank.safetensors", source)
+    again = TokenBank.load(path, source)
+    assert again.texts == bank.texts and torch.equal(again.tokens, bank.tokens)
+    assert torch.equal(again.primitive_ids["fill"], bank.primitive_ids["fill"])
+    assert TokenBank.load(path, {**source, "tokenizer": "def"}) is None
+    assert "made with other tokenizer" in capsys.readouterr().out
+    path.write_bytes(b"not a bank")
+    assert TokenBank.load(path, source) is None and "not a readable safetensors file" in capsys.readouterr().out
+    assert TokenBank.load(tmp_path / "none.safetensors", source) is None
