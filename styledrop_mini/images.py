@@ -97,34 +97,63 @@ def _label_font(pixels: int):
     return ImageFont.load_default(size=pixels)
 
 
+LINE_HEIGHT = 13  # pixels per line of an 11-pixel label
+
+
+def _wrap(text, font, width: float) -> list[str]:
+    """`text` as lines no wider than `width` pixels where its words allow (words stay whole; "\n" kept)."""
+    lines = []
+    for paragraph in str(text).split("\n"):
+        line = ""
+        for word in paragraph.split(" "):
+            longer = f"{line} {word}" if line else word
+            if line and font.getlength(longer) > width:
+                lines.append(line)
+                line = word
+            else:
+                line = longer
+        lines.append(line)
+    return lines
+
+
 def image_grid(rows: list[list[Image.Image]], row_labels=None, col_labels=None, tile: int | None = None,
                pad: int = 2, label_width: int = 140, header: int = 18, title: str | None = None) -> Image.Image:
-    """Lay out rows of images as one picture, with optional row and column labels."""
+    """Lay out rows of images (PIL, or (3, H, W) tensors in [0, 1]) as one picture, with optional row and
+    column labels (wrapped onto more lines where wider than their tile or the label column; "\n" breaks)."""
     if not rows or not rows[0]:
         raise ValueError("image_grid needs at least one row with one image")
+    rows = [[tensor_to_pil(im) if torch.is_tensor(im) else im for im in row] for row in rows]
     tile = tile or rows[0][0].width
+    font = _label_font(11)
+    col_lines = [_wrap(label, font, tile - 4) for label in col_labels] if col_labels else []
+    row_lines = [_wrap(label, font, label_width - 8) for label in row_labels] if row_labels else []
+    header = max(header, 5 + LINE_HEIGHT * max(map(len, col_lines))) if col_lines else header
     n_cols = max(len(r) for r in rows)
     left = label_width if row_labels else 0
-    top = (header if col_labels else 0) + (header + 4 if title else 0)
+    top = (header if col_labels else 0) + (18 + 4 if title else 0)
     width = left + n_cols * (tile + pad) + pad
     height = top + len(rows) * (tile + pad) + pad
     sheet = Image.new("RGB", (width, height), (255, 255, 255))
     draw = ImageDraw.Draw(sheet)
-    font = _label_font(11)
     if title:
         draw.text((pad, 2), title, fill=(0, 0, 0), font=_label_font(14))
-    if col_labels:
-        y = top - header + 3
-        for j, label in enumerate(col_labels):
-            draw.text((left + pad + j * (tile + pad) + tile / 2, y), str(label), fill=(0, 0, 0), font=font,
-                      anchor="mt")
+    for j, lines in enumerate(col_lines):
+        for k, line in enumerate(lines):
+            draw.text((left + pad + j * (tile + pad) + tile / 2, top - header + 3 + k * LINE_HEIGHT), line,
+                      fill=(0, 0, 0), font=font, anchor="mt")
     for i, row in enumerate(rows):
         y = top + pad + i * (tile + pad)
         if row_labels:
-            draw.text((4, y + tile / 2), str(row_labels[i]), fill=(0, 0, 0), font=font, anchor="lm")
+            lines = row_lines[i]
+            for k, line in enumerate(lines):
+                draw.text((4, y + tile / 2 + (k - (len(lines) - 1) / 2) * LINE_HEIGHT), line, fill=(0, 0, 0),
+                          font=font, anchor="lm")
         for j, im in enumerate(row):
-            sheet.paste(im.resize((tile, tile), Image.NEAREST) if im.width != tile else im,
-                        (left + pad + j * (tile + pad), y))
+            if im.size != (tile, tile):  # fit inside the tile, keeping its shape; nearest keeps pixels crisp
+                scale = tile / max(im.size)
+                im = im.resize((max(1, round(im.width * scale)), max(1, round(im.height * scale))), Image.NEAREST)
+            x = left + pad + j * (tile + pad) + (tile - im.width) // 2
+            sheet.paste(im, (x, y + (tile - im.height) // 2), im if im.mode == "RGBA" else None)  # alpha on white
     return sheet
 
 

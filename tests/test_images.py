@@ -121,3 +121,19 @@ def test_a_decompression_bomb_is_a_clear_error(tmp_path):
         load_image(tmp_path / "big.png")
     with pytest.raises(ImageLoadError, match="is a folder, not an image file"):
         load_image(tmp_path)
+
+
+def test_grid_labels_wrap_and_pictures_keep_their_shape():
+    red = Image.new("RGB", (64, 64), (255, 0, 0))
+    short = image_grid([[red, red]], col_labels=["a", "b"], tile=64)
+    wrapped = image_grid([[red, red]], col_labels=["a red star in glowing neon style", "b"], tile=64)
+    broken = image_grid([[red, red]], col_labels=["a\nb\nc", "d"], tile=64)
+    assert wrapped.width == short.width and wrapped.height > short.height  # more lines, same columns
+    assert broken.height - short.height == (5 + 3 * 13) - 18  # a header of three 13-px lines, not the 18-px one
+    wide = Image.new("RGBA", (300, 100), (0, 0, 0, 0))  # transparent except a blue band
+    wide.paste((0, 0, 255, 255), (0, 40, 300, 60))
+    sheet = np.asarray(image_grid([[wide, torch.zeros(3, 64, 64)]], tile=60, pad=0))
+    assert sheet.shape == (60, 120, 3)
+    assert (sheet[5, 30] == 255).all()  # above the band: transparent pixels land on white, not black
+    assert tuple(sheet[30, 30]) == (0, 0, 255)  # the band, 300 x 100 scaled to 60 x 20 and centred
+    assert (sheet[30, 90] == 0).all()  # a tensor image, as tensor_grid would show it
