@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from IPython import get_ipython
 from PIL import Image, ImageDraw, ImageFont, ImageOps, UnidentifiedImageError
 
 MAX_PIXELS = 64_000_000  # above this a file is refused rather than risk exhausting memory
@@ -175,3 +176,12 @@ def prompt_grid(images, prompts: list[str], tile: int = 128) -> Image.Image:
     n = len(tiles) // len(prompts)
     return image_grid([tiles[i:i + n] for i in range(0, len(tiles), n)], tile=tile, row_labels=prompts,
                       label_width=min(420, 12 + 6 * max(map(len, prompts))))
+
+
+def notebook_pictures_as_jpeg() -> None:
+    """In a notebook, keep PIL pictures as JPEG alone: Pillow offers PNG and JPEG, a notebook stores
+    both, and a notebook full of grids gets several times larger. Matplotlib figures stay PNG.
+    Outside IPython this does nothing."""
+    shell = get_ipython()
+    if shell is not None:
+        shell.display_formatter.formatters["image/png"].for_type(Image.Image, lambda picture: None)

@@ -1,9 +1,11 @@
 import numpy as np
 import pytest
 import torch
+from IPython.core.interactiveshell import InteractiveShell
 from PIL import Image
 
-from styledrop_mini.images import ImageLoadError, image_grid, load_image, pil_to_tensor, tensor_grid, tensor_to_pil
+from styledrop_mini.images import (ImageLoadError, image_grid, load_image, notebook_pictures_as_jpeg, pil_to_tensor,
+                                   tensor_grid, tensor_to_pil)
 
 
 def test_tensor_round_trip():
@@ -137,3 +139,13 @@ def test_grid_labels_wrap_and_pictures_keep_their_shape():
     assert (sheet[5, 30] == 255).all()  # above the band: transparent pixels land on white, not black
     assert tuple(sheet[30, 30]) == (0, 0, 255)  # the band, 300 x 100 scaled to 60 x 20 and centred
     assert (sheet[30, 90] == 0).all()  # a tensor image, as tensor_grid would show it
+
+
+def test_notebook_pictures_go_in_as_jpeg_alone():
+    shell = InteractiveShell.instance()  # a notebook's shell, made for this test
+    picture = Image.new("RGB", (64, 64), (255, 0, 0))
+    assert "image/png" in shell.display_formatter.format(picture)[0]  # Pillow offers both
+    notebook_pictures_as_jpeg()
+    stored = shell.display_formatter.format(picture)[0]
+    assert "image/jpeg" in stored and "image/png" not in stored
+    InteractiveShell.clear_instance()
