@@ -15,6 +15,8 @@ only modules above it in the import tree (tests/test_imports.py):
   05 prompts        `prompts` (templated captions)
   06-07 feedback    `feedback` (round 2), `widgets` (the picker)
   08 mixing         `dreambooth` (content adapters, mixing)
+  09 evaluation     `paper_table` (the paper's Table 2: every method, CLIP beside the truth),
+                    `textual_inversion` (one learnt word: a baseline)
   measuring runs    `diagnostics` (can the base learn a held-out style?), `evaluation` (`evaluate`)
   the command       `cli` (`styledrop-mini`; parses and prints only)
 """

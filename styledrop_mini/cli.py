@@ -19,7 +19,8 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from . import __version__, adapters, demo, dreambooth, evaluation, feedback, metrics, prompts, recipes, world
+from . import (__version__, adapters, demo, dreambooth, evaluation, feedback, metrics, paper_table, prompts, recipes,
+               world)
 from .datasets import MiniWorld, StyleReference, export_image_folder
 from .devices import describe, pick_device
 from .files import check_output, save_or_rescue
@@ -126,9 +127,11 @@ def cmd_evaluate(args) -> int:
     evaluation.check_request(args.models, args.styles, args.png)
     json_out = check_output(args.json, "file", "--json") if args.json else None
     settings = SamplerSettings(steps=args.steps, guidance_scale=args.guidance_scale, temperature=args.temperature)
+    table = paper_table.settings_for(args.quick, args.tuning_seeds, args.seeds)
     report = evaluation.evaluate(args.models, args.checkpoints, args.device, n=args.n, seed=args.seed,
                                  workers=args.workers, prompts=args.prompts, settings=settings, styles=args.styles,
-                                 seeds=args.seeds, precision=args.precision, png=args.png)
+                                 seeds=args.seeds, precision=args.precision, png=args.png, table_settings=table,
+                                 table_dir=args.table_dir)
     text = json.dumps(report, indent=2)
     print(text)
     if json_out:
@@ -415,7 +418,8 @@ def _add_evaluate(sub, command) -> None:
                        seed("seed of the test renders", default=1), DEVICE, PRECISION, CHECKPOINTS)
     evaluate.add_argument("models", nargs="*", default=["tokenizer", "judges", "clip"],
                           help="any of tokenizer, judges, clip, base, style-prior (diagnostics.py: can the base "
-                               "learn each held-out style, from true renders and from one image?)")
+                               "learn each held-out style, from true renders and from one image?), table (the "
+                               "paper's Table 2: every method on every reference, paper_table.py)")
     evaluate.add_argument("-n", type=POSITIVE, default=1000, help="number of fresh test renders")
     evaluate.add_argument("--workers", type=WORKERS,
                           help="processes that render the test images (default: one per core, at most 16)")
@@ -428,13 +432,19 @@ def _add_evaluate(sub, command) -> None:
     evaluate.add_argument("--temperature", type=number(float, 1e-3, 100), default=SamplerSettings.temperature,
                           help="sampling temperature for 'base'")
     evaluate.add_argument("--styles", nargs="+", default=list(evaluation.HELD_OUT),
-                          help="held-out styles for 'style-prior'")
+                          help="held-out styles for 'style-prior' and 'table'")
     evaluate.add_argument("--png", nargs=2, action="append", metavar=("FILE", "DESCRIPTOR"), default=[],
                           help="for 'style-prior': a picture drawn outside the world and words for its style; "
                                "reports the style similarity of new images to it before and after tuning on it "
                                "(repeatable)")
-    evaluate.add_argument("--seeds", type=number(int, 1, 64), default=4,
-                          help="images per test content for 'style-prior'")
+    evaluate.add_argument("--seeds", type=number(int, 1, 64),
+                          help="images per test content for 'style-prior' and 'table' (default: 4; 2 with --quick)")
+    evaluate.add_argument("--tuning-seeds", type=number(int, 1, 16), default=None,
+                          help="tuning seeds per method for 'table' (default: 3, or 1 with --quick)")
+    evaluate.add_argument("--quick", action="store_true",
+                          help="'table' with few contents, images and steps (paper_table.QUICK_TABLE): a dry run")
+    evaluate.add_argument("--table-dir", help="for 'table': write its CSV, markdown and pictures here "
+                                              "(e.g. benchmarks/results)")
     evaluate.add_argument("--json", help="also write the report to this file (default: print only)")
     evaluate.set_defaults(func=cmd_evaluate)
 

@@ -1,8 +1,9 @@
 """`styledrop-mini evaluate`: the bundled models measured on fresh test renders, in one report.
 
 The measuring models (tokenizer, judges, CLIP) against the truth of the test renders; the base
-generator on seen styles and on held-out names (metrics.generator_report); and the style-prior
-diagnostics (diagnostics.py): can the base learn each held-out style, from true renders and from one image?
+generator on seen styles and on held-out names (metrics.generator_report); the style-prior
+diagnostics (diagnostics.py): can the base learn each held-out style, from true renders and from one
+image?; and the paper's table (paper_table.py): every method on every reference.
 """
 from __future__ import annotations
 
@@ -10,18 +11,18 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-from . import diagnostics, metrics, world
+from . import diagnostics, metrics, paper_table, world
 from .clip import MiniClip
 from .datasets import style_references
 from .devices import pick_device
-from .images import load_image
+from .images import image_grid, load_image
 from .judges import Judges
 from .pipeline import MusePipeline
 from .sampling import SamplerSettings
 from .settings import CHECKPOINT_DIR
 from .tokenizer import VQTokenizer
 
-MODELS = ("tokenizer", "judges", "clip", "base", "style-prior")
+MODELS = ("tokenizer", "judges", "clip", "base", "style-prior", "table")
 HELD_OUT = world.HELD_OUT_STYLES + (world.HARD_STYLE,)
 
 
@@ -32,8 +33,8 @@ def check_request(models, styles=HELD_OUT, png=()) -> None:
     if unknown:
         raise ValueError(f"unknown model(s) {unknown}; choose from {', '.join(MODELS)}")
     bad_styles = [s for s in styles if s not in HELD_OUT]
-    if "style-prior" in models and bad_styles:
-        raise ValueError(f"styles {bad_styles}: style-prior measures held-out styles: {', '.join(HELD_OUT)}")
+    if ("style-prior" in models or "table" in models) and bad_styles:
+        raise ValueError(f"styles {bad_styles}: style-prior and table measure held-out styles: {', '.join(HELD_OUT)}")
     if png and "style-prior" not in models:
         raise ValueError("a PNG is measured by 'style-prior': add it to the models")
     for path, _ in png:
@@ -41,12 +42,15 @@ def check_request(models, styles=HELD_OUT, png=()) -> None:
 
 
 def evaluate(models, checkpoints=None, device="cpu", n: int = 1000, seed: int = 1, workers: int | None = None,
-             prompts: int = 400, settings: SamplerSettings | None = None, styles=HELD_OUT, seeds: int = 4,
-             precision: str = "auto", png=(), say=print) -> dict:
+             prompts: int = 400, settings: SamplerSettings | None = None, styles=HELD_OUT, seeds: int | None = None,
+             precision: str = "auto", png=(), table_settings: paper_table.TableSettings | None = None,
+             table_dir=None, say=print) -> dict:
     """The report of each of `models` (any of MODELS) on the checkpoints in `checkpoints` (default: the
     bundled ones): `n` fresh test renders (seed `seed`) for the measuring models, `prompts` prompts per
     style group for "base" (sampled with `settings`), `prompts` x `seeds` images per test for
-    "style-prior" (with `png`: pictures drawn outside the world, as (file, descriptor) pairs)."""
+    "style-prior" (with `png`: pictures drawn outside the world, as (file, descriptor) pairs); for
+    "table", `table_settings` (default paper_table.TableSettings()), its CSV, markdown and pictures
+    written to `table_dir` when given."""
     check_request(models, styles, png)
     settings = (settings or SamplerSettings()).check()
     folder = Path(checkpoints) if checkpoints else CHECKPOINT_DIR
@@ -65,7 +69,7 @@ def evaluate(models, checkpoints=None, device="cpu", n: int = 1000, seed: int = 
                                                                           per_style=max(4, n // 16))
     if "clip" in models:
         report["clip"] = metrics.clip_report(MiniClip.load(folder / "clip.safetensors", device), bank)
-    if "base" in models or "style-prior" in models:
+    if {"base", "style-prior", "table"} & set(models):
         pipe = MusePipeline.load(folder, device)
     if "base" in models:  # the generator: seen styles (what it learnt) and held-out names (what it cannot)
         report["base"] = {group: metrics.generator_report(pipe, pipe.judges(), pipe.clip, n=prompts, seed=seed,
@@ -75,8 +79,30 @@ def evaluate(models, checkpoints=None, device="cpu", n: int = 1000, seed: int = 
     if "style-prior" in models:  # can the base learn a held-out style at all, and from one image?
         start = time.perf_counter()
         report["style_prior"] = diagnostics.style_prior_report(
-            pipe, pipe.judges(), pipe.clip, style_references(), styles, seeds=seeds, n_prompts=prompts,
+            pipe, pipe.judges(), pipe.clip, style_references(), styles, seeds=seeds or 4, n_prompts=prompts,
             precision=precision, outside=png)
         report["style_prior"]["wall_seconds"] = round(time.perf_counter() - start, 1)
         say(diagnostics.table(report["style_prior"]))
+    if "table" in models:  # the paper's Table 2: every method on every reference
+        start = time.perf_counter()
+        references, descriptions = paper_table.table_references(styles)
+        result = paper_table.run_table(pipe, pipe.judges(), references, table_settings or paper_table.TableSettings(),
+                                       outside=descriptions, device=device, say=say)
+        report["table"] = {k: v for k, v in result.items() if k != "images"}
+        report["table_wall_seconds"] = round(time.perf_counter() - start, 1)
+        say(paper_table.markdown(result))
+        if table_dir:
+            for path in paper_table.write_results(result, table_dir) + _table_pictures(result, table_dir):
+                say(f"wrote {path}")
     return report
+
+
+def _table_pictures(result: dict, folder) -> list[Path]:
+    """One picture per reference: a row of each method's first images."""
+    paths = []
+    for ref, methods in result["images"].items():
+        rows = [list(images[:8]) for images in methods.values()]
+        path = Path(folder) / f"paper_table_{ref.replace(' ', '_')}.png"
+        image_grid(rows, row_labels=list(methods), tile=48, label_width=150, title=ref).save(path)
+        paths.append(path)
+    return paths

@@ -40,6 +40,7 @@ from .datasets import StyleReference
 from .files import MetadataError, inside, read_json, read_jsonl, write_json
 from .images import fit_square, load_image, pil_to_tensor, tensor_to_pil
 from .sampling import GUIDANCE, AdapterGuidance
+from .styles import PRIMITIVES
 
 # Contents for the pool: none of the 12 evaluation contents (metrics.STYLE_EVAL_CONTENTS), so round 2
 # is measured on contents it never trained on.
@@ -249,15 +250,28 @@ def select_random(pool, seed: int = 0) -> list[int]:
     return [rng.choice(items)["id"] for items in by_prompt(pool).values()]
 
 
-def select_judged(pool, verdicts: dict, style: str, per_prompt: int = 1) -> list[int]:
+def select_judged(pool, verdicts: dict, style: str, per_prompt: int = 1, best_effort: bool = False) -> list[int]:
     """A simulated careful person: keep images whose judged content is the prompt's content and whose
-    judged style is `style` (at most `per_prompt` per prompt, the most confident first).
+    judged style is `style` (at most `per_prompt` per prompt, the most confident first). With
+    `best_effort`, a prompt with no such image gives its likeliest one instead: the highest chance,
+    by the judges' probabilities, that content and every primitive of the style's recipe are right.
     `verdicts` is Judges.judge(images) for the pool's images in pool order."""
     content, styles = verdicts["content"], verdicts["style"]
+    recipe = world.STYLE_LOOKS[style]
+
+    def chance_right(item) -> float:
+        i = item["id"]
+        p = float(content["probs"][i, world.CONTENTS.index(item["content"])])
+        for name, values in PRIMITIVES.items():
+            p *= float(verdicts[name]["probs"][i, list(values).index(getattr(recipe, name))])
+        return p
+
     chosen = []
     for items in by_prompt(pool).values():
         good = [it for it in items if content["labels"][it["id"]] == it["content"] and styles["labels"][it["id"]] == style]
         good.sort(key=lambda it: -float(content["confidence"][it["id"]]) * float(styles["confidence"][it["id"]]))
+        if not good and best_effort:
+            good = sorted(items, key=chance_right, reverse=True)
         chosen += [it["id"] for it in good[:per_prompt]]
     return chosen
 

@@ -7,12 +7,14 @@ Chapter 01: tutorials/01_image_tokenizer.ipynb.
 """
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from . import prompts as templates
 from . import world
 from .clip import attribute_prompt, colour_prompt, content_prompt, style_prompt
 from .datasets import PRIMITIVE_KEYS, ImageBank, LookWorld, MiniWorld, StyleReference, training_world
+from .images import pil_to_tensor
 from .sampling import GUIDANCE, AdapterGuidance
 from .styles import PRIMITIVES, all_looks
 from .tokenizer import psnr, reconstruct
@@ -184,3 +186,31 @@ def style_transfer_report(pipe, judges, clip, ref: StyleReference, model=None, s
     verdict = judges.judge(images)["content"]["labels"]
     report["leak_reference_content"] = sum(v == ref.content_label for v in verdict) / len(verdict)
     return report, images, prompt_list
+
+
+@torch.no_grad()
+def content_invariance(embed, n_looks: int = 24, n_contents: int = 8, seed: int = 1, tokenizer=None) -> dict:
+    """How well an image embedding (`embed(images) -> (B, D)` unit vectors) ignores content: renders of
+    `n_looks` random looks x `n_contents` contents (or their `tokenizer` reconstructions, the kind of
+    image a generator makes). AUC: the chance that a pair in the same look with different contents is
+    more alike than a pair of the same content in different looks (1: style alone counts; 0.5: blind
+    to style), and the two kinds' mean similarities. CSD's test of a style descriptor, on the truth."""
+    rng = np.random.default_rng(seed)
+    looks, colours = all_looks(), list(world.COLOURS)
+    picked = [looks[i] for i in rng.choice(len(looks), n_looks, replace=False)]
+    contents = [world.CONTENTS[i] for i in rng.choice(len(world.CONTENTS), n_contents, replace=False)]
+    images = torch.stack([pil_to_tensor(world.render(c, colours[j % len(colours)], look,
+                                                     seed=2 * (i * n_contents + j) + 1))  # odd: test renders
+                          for i, look in enumerate(picked) for j, c in enumerate(contents)])
+    if tokenizer is not None:
+        images = reconstruct(tokenizer, images)[0]
+    e = embed(images)
+    similarity = e @ e.T
+    look_id = torch.arange(n_looks).repeat_interleave(n_contents)
+    content_id = torch.arange(n_contents).repeat(n_looks)
+    same_look = (look_id[:, None] == look_id[None]) & (content_id[:, None] != content_id[None])
+    same_content = (content_id[:, None] == content_id[None]) & (look_id[:, None] != look_id[None])
+    pos, neg = similarity[same_look], similarity[same_content]
+    auc = (pos[:, None] > neg[None]).float().mean() + 0.5 * (pos[:, None] == neg[None]).float().mean()
+    return {"auc": float(auc), "same_look_other_content": float(pos.mean()),
+            "same_content_other_look": float(neg.mean()), "images": len(images)}

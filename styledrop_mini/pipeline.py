@@ -87,6 +87,13 @@ class MusePipeline:
         load_adapter(model, path, self.base_fingerprint)
         return model.eval(), model.adapter_info
 
+    def with_text_encoder(self, text_encoder) -> "MusePipeline":
+        """The same generator reading prompts through another text encoder (a learnt word: textual
+        inversion); the folder, base fingerprint and judges stay this pipeline's."""
+        other = copy.copy(self)
+        other.text_encoder = text_encoder
+        return other
+
     @property
     def device(self) -> torch.device:
         return self.transformer.head.weight.device

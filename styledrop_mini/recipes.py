@@ -7,8 +7,8 @@ Chapter 03: tutorials/03_masked_transformer.ipynb.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, replace
 import time
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -24,6 +24,7 @@ from .text_encoder import ClipTextEncoder
 from .tokenizer import VQTokenizer, tokenizer_loss
 from .training import TrainSettings, fit, seed_everything
 from .transformer import MaskedTransformer, TransformerConfig, base_loss_fn
+
 
 @dataclass(frozen=True)
 class Recipe:

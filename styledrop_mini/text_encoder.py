@@ -59,10 +59,18 @@ class ClipTextEncoder(nn.Module):
 
     @torch.no_grad()
     def forward(self, prompts) -> TextFeatures:
+        return self.encode(prompts)
+
+    def embed(self, ids: torch.Tensor) -> torch.Tensor:
+        """Token ids (B, T) -> their input embeddings (B, T, width); textual inversion swaps in a learnt one."""
+        return self.model.token_embedding(ids)
+
+    def encode(self, prompts) -> TextFeatures:
+        """`forward`, with gradients where something upstream learns (textual_inversion.py)."""
         prompts = _prompts(prompts)
         ids = self.clip.token_ids(prompts).to(self.model.token_embedding.weight.device)
         m = self.model
-        x = m.token_embedding(ids) + m.positional_embedding
+        x = self.embed(ids) + m.positional_embedding
         x = m.ln_final(m.transformer(x, attn_mask=m.attn_mask))
         # The CLIP text embedding, pooled and projected as open_clip's encode_text does, from the same pass
         # (calling encode_text would run the tower twice); tests assert it equals encode_text.

@@ -5,9 +5,10 @@ import torch
 from PIL import Image
 
 from styledrop_mini.sampling import GUIDANCE, AdapterGuidance
-from styledrop_mini import feedback
+from styledrop_mini import feedback, world
 from styledrop_mini.feedback import FeedbackSettings, Run, select_clip, select_judged, select_random
 from styledrop_mini.files import MetadataError, write_json
+from styledrop_mini.styles import PRIMITIVES
 
 
 def fake_pool(folder, prompts=("a star in x style", "a ring in x style"), per_prompt=3):
@@ -211,3 +212,20 @@ def test_cli_feedback_pool_select_train(tmp_path, capsys):
     assert not (run / "round2_human.safetensors").exists()
     assert main(["feedback", "train", str(run), "--selection", "human"]) == 2
     assert "selection 'human'" in capsys.readouterr().err
+
+
+def test_a_careful_person_picks_the_likeliest_image_when_none_is_right(tmp_path):
+    run = fake_pool(tmp_path)  # "a star in x style": ids 0-2, "a ring in x style": ids 3-5
+    chance = torch.tensor([0.2, 0.1, 0.6, 0.3, 0.9, 0.4])  # the judges' probability of the prompt's content
+    content_probs = torch.zeros(6, len(world.CONTENTS))
+    for item in run.pool:
+        content_probs[item["id"], world.CONTENTS.index(item["content"])] = chance[item["id"]]
+    recipe = world.STYLE_LOOKS["neon"]
+    verdicts = {"content": {"labels": ["heart"] * 6, "confidence": torch.ones(6), "probs": content_probs},
+                "style": {"labels": ["flat"] * 6, "confidence": torch.ones(6)}}
+    for name, values in PRIMITIVES.items():  # every primitive of the recipe judged right, for sure
+        probs = torch.zeros(6, len(values))
+        probs[:, list(values).index(getattr(recipe, name))] = 1.0
+        verdicts[name] = {"probs": probs}
+    assert select_judged(run.pool, verdicts, "neon") == []  # nothing is right
+    assert select_judged(run.pool, verdicts, "neon", best_effort=True) == [2, 4]  # the likeliest per prompt
