@@ -11,6 +11,8 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
+import torch.nn.functional as F
+
 from . import diagnostics, metrics, paper_table, world
 from .clip import MiniClip
 from .datasets import style_references
@@ -63,12 +65,20 @@ def evaluate(models, checkpoints=None, device="cpu", n: int = 1000, seed: int = 
     if "judges" in models:
         judges = Judges.load(folder / "judges.safetensors", device)
         report["judges"] = metrics.judges_on_renders_and_reconstructions(judges, tokenizer, bank)
+        # the style embedding (CSD-like) ignores content: renders, and what a generator makes of them
+        report["judges"]["style_embedding_content_invariance"] = {
+            "renders": metrics.content_invariance(judges.style_embedding, seed=seed),
+            "reconstructions": metrics.content_invariance(judges.style_embedding, seed=seed, tokenizer=tokenizer)}
     if "tokenizer" in models:
         report["tokenizer"] = metrics.tokenizer_report(tokenizer, bank)
         report["tokenizer"]["looks"] = metrics.look_reconstruction_report(tokenizer, n=n, seed=seed,
                                                                           per_style=max(4, n // 16))
     if "clip" in models:
-        report["clip"] = metrics.clip_report(MiniClip.load(folder / "clip.safetensors", device), bank)
+        clip = MiniClip.load(folder / "clip.safetensors", device)
+        report["clip"] = metrics.clip_report(clip, bank)
+        # CLIP's image embedding as a style descriptor, for comparison with the judges' style embedding
+        report["clip"]["image_embedding_content_invariance"] = metrics.content_invariance(
+            lambda images: F.normalize(clip.image_embeddings(images), dim=-1), seed=seed)
     if {"base", "style-prior", "table"} & set(models):
         pipe = MusePipeline.load(folder, device)
     if "base" in models:  # the generator: seen styles (what it learnt) and held-out names (what it cannot)
