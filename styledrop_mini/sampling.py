@@ -108,13 +108,21 @@ def _gumbel(shape, generators, device) -> torch.Tensor:
 
 @torch.no_grad()
 def decode(logits_fn: LogitsFn, seeds: list[int], n_tokens: int, mask_id: int,
-           settings: SamplerSettings = SamplerSettings(), device="cpu", keep_steps: bool = False):
+           settings: SamplerSettings = SamplerSettings(), device="cpu", keep_steps: bool = False,
+           initial: torch.Tensor | None = None):
     """MaskGIT decoding of len(seeds) token grids. Returns tokens (B, N), or (tokens, [tokens after
-    each step]) with `keep_steps` (masked positions hold `mask_id`)."""
+    each step]) with `keep_steps` (masked positions hold `mask_id`). `initial` (B, N) starts from a
+    partly known grid (`mask_id` where unknown; an edit re-masks part of an image): known tokens stay,
+    and the cosine schedule runs over the tokens masked at the start."""
     settings.check()
     device = torch.device(device)
     generators = _row_generators(seeds, device)
     tokens = torch.full((len(seeds), n_tokens), mask_id, dtype=torch.long, device=device)
+    if initial is not None:
+        if initial.shape != tokens.shape:
+            raise ValueError(f"initial tokens must have shape {tuple(tokens.shape)}, got {tuple(initial.shape)}")
+        tokens = initial.to(device).long().clone()
+    to_fill = int((tokens == mask_id).sum(1).max())  # the schedule runs over what is masked at the start
     history = []
     for step in range(settings.steps):
         masked = tokens == mask_id
@@ -127,7 +135,7 @@ def decode(logits_fn: LogitsFn, seeds: list[int], n_tokens: int, mask_id: int,
         anneal = settings.choice_temperature * (1 - (step + 1) / settings.steps)
         confidence = confidence + anneal * _gumbel((n_tokens,), generators, device)
         confidence = confidence.masked_fill(~masked, float("inf"))
-        n_keep_masked = masked_after(step, settings.steps, n_tokens)
+        n_keep_masked = masked_after(step, settings.steps, to_fill)
         # never leave more masked than before, and unmask at least one token per step
         n_keep_masked = max(0, min(n_keep_masked, int(masked.sum(1).min()) - 1))
         if n_keep_masked > 0:
