@@ -443,8 +443,8 @@ def _add_evaluate(sub, command) -> None:
                           help="tuning seeds per method for 'table' (default: 3, or 1 with --quick)")
     evaluate.add_argument("--quick", action="store_true",
                           help="'table' with few contents, images and steps (paper_table.QUICK_TABLE): a dry run")
-    evaluate.add_argument("--table-dir", help="for 'table': write its CSV, markdown and pictures here "
-                                              "(e.g. benchmarks/results)")
+    evaluate.add_argument("--table-dir", help="for 'table': write its CSV, markdown and pictures here, e.g. "
+                                              "benchmarks/results (default: none, the table is printed)")
     evaluate.add_argument("--json", help="also write the report to this file (default: print only)")
     evaluate.set_defaults(func=cmd_evaluate)
 

@@ -36,7 +36,8 @@ def check_request(models, styles=HELD_OUT, png=()) -> None:
         raise ValueError(f"unknown model(s) {unknown}; choose from {', '.join(MODELS)}")
     bad_styles = [s for s in styles if s not in HELD_OUT]
     if ("style-prior" in models or "table" in models) and bad_styles:
-        raise ValueError(f"styles {bad_styles}: style-prior and table measure held-out styles: {', '.join(HELD_OUT)}")
+        which = "style-prior" if "style-prior" in models else "table"
+        raise ValueError(f"styles {bad_styles}: {which} measures held-out styles: {', '.join(HELD_OUT)}")
     if png and "style-prior" not in models:
         raise ValueError("a PNG is measured by 'style-prior': add it to the models")
     for path, _ in png:

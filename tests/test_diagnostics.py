@@ -67,3 +67,10 @@ def test_the_cli_measures_held_out_styles_only(capsys):
 
     assert main(["evaluate", "style-prior", "--styles", "flat"]) == 2
     assert "style-prior measures held-out styles" in capsys.readouterr().err
+
+
+def test_the_table_refuses_a_seen_style_before_any_work(capsys):
+    from styledrop_mini.cli import main
+
+    assert main(["evaluate", "table", "--quick", "--styles", "neon", "flat"]) == 2
+    assert "table measures held-out styles" in capsys.readouterr().err
