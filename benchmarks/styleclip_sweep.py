@@ -5,7 +5,7 @@
 
 Each source is a test render (odd seed) of a seen named style; its edit changes its colour, its content
 (one of the 14 shapes) or its named style, one kind in three. Methods: StyleCLIP's latent optimisation
-(styleclip.optimise_latent) at several settings, and the MaskGIT-native edit (styleclip.remask_edit:
+(styleclip.optimise_latent) at several settings (the last with the base transformer's prior), and the MaskGIT-native edit (styleclip.remask_edit:
 half the tokens re-masked and re-decoded under the edited caption). For each: the judges' rates of
 `changed` (the edited attribute has its new value), `kept` (the other two are as before), `both`,
 per kind of edit, and seconds per edit. Writes benchmarks/results/styleclip_sweep.json.
@@ -34,6 +34,8 @@ VARIANTS = {
     "latent, straight-through, 4 views, lr 0.2, l2 0.0005": LatentOptimisation(lr=0.2, l2=0.0005,
                                                                                straight_through=True, views=4),
     "latent, as above, keep 1": LatentOptimisation(lr=0.2, l2=0.0005, straight_through=True, views=4, keep=1.0),
+    "latent, straight-through, 4 views, lr 0.2, l2 0.0005, prior 1": LatentOptimisation(
+        lr=0.2, l2=0.0005, straight_through=True, views=4, prior=1.0),
 }
 
 
@@ -77,7 +79,7 @@ def main():
     results = {}
     for name, settings in VARIANTS.items():
         start = time.perf_counter()
-        after = torch.cat([optimise_latent(pipe.tokenizer, pipe.clip, before[i:i + 1], edits[i], settings)[0]
+        after = torch.cat([optimise_latent(pipe.tokenizer, pipe.clip, before[i:i + 1], edits[i], settings, pipe)[0]
                            for i in range(len(edits))])
         results[name] = {"settings": asdict(settings), **judged(judges, before, after, edits, time.perf_counter() - start)}
         print(name, results[name]["all"], flush=True)

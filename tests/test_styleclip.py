@@ -62,3 +62,12 @@ def test_an_edit_report_counts_what_changed_and_what_stayed(pipe):
     assert report == {"changed": 0.5, "kept": 1.0, "both": 0.5, "n": 2}
     remasked = remask_edit(pipe, before, ["a red star in flat style", "a green heart in polka dot style"], share=0.25)
     assert remasked.shape == before.shape
+
+
+def test_the_prior_term_asks_the_base_transformer(pipe):
+    image = pil_to_tensor(world.render("star", "blue", "flat", seed=3))[None]
+    with_prior = LatentOptimisation(steps=2, lr=0.2, prior=1.0)
+    with pytest.raises(ValueError, match="the prior term asks the base transformer"):
+        optimise_latent(pipe.tokenizer, pipe.clip, image, Edit("colour", "red"), with_prior)
+    edited, _ = optimise_latent(pipe.tokenizer, pipe.clip, image, Edit("colour", "red"), with_prior, pipe)
+    assert edited.shape == image.shape and torch.isfinite(edited).all()
