@@ -131,7 +131,7 @@ class Context:
         self.pipe, self.judges, self.ref, self.settings = pipe, judges, ref, settings
         self.workdir, self.outside, self.device = workdir, outside or {}, device
         self._round1: dict[int, tuple] = {}
-        self._pools: dict[int, feedback.Run] = {}
+        self._pools: dict[int, tuple[feedback.Run, float]] = {}  # the pool and the seconds it took to draw
 
     def styled(self, content: str) -> str:
         return prompts.styled(content, self.ref.descriptor, self.ref.template)
@@ -150,13 +150,15 @@ class Context:
             self._round1[seed] = self.tuned(self.ref.image, [self.ref.caption], adapters.AdapterConfig(), seed)
         return self._round1[seed]
 
-    def pool(self, seed: int) -> feedback.Run:
+    def pool(self, seed: int) -> tuple[feedback.Run, float]:
+        """Round 2's pool drawn with R1's adapter of this seed, and the seconds the drawing took."""
         if seed not in self._pools:
             model = self.round1(seed)[0]
             fb = replace(self.settings.feedback, seed=seed, guidance=self.settings.guidance)
             folder = self.workdir / f"{self.ref.style}_seed{seed}"
-            self._pools[seed] = feedback.make_pool(self.pipe, model, self.ref, folder, self.pipe.clip, fb,
-                                                   overwrite=True)
+            start = time.perf_counter()
+            run = feedback.make_pool(self.pipe, model, self.ref, folder, self.pipe.clip, fb, overwrite=True)
+            self._pools[seed] = run, time.perf_counter() - start
         return self._pools[seed]
 
 
@@ -166,7 +168,7 @@ def _adapted(ctx: Context, model, trainable: int, seconds: float, prompt_for=Non
 
 
 def _round2(ctx: Context, seed: int, rule: str) -> Drawn | None:
-    run = ctx.pool(seed)
+    run, pool_seconds = ctx.pool(seed)
     if rule == "random":
         ids = feedback.select_random(run.pool, seed)
     elif rule == "clip":
@@ -184,8 +186,8 @@ def _round2(ctx: Context, seed: int, rule: str) -> Drawn | None:
     start = time.perf_counter()
     model, _ = feedback.train_round(ctx.pipe, run, rule, ctx.ref.image, seed=seed, device=ctx.device)
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    r1_seconds = ctx.round1(seed)[2]
-    return _adapted(ctx, model, trainable, r1_seconds + time.perf_counter() - start)
+    r1_seconds = ctx.round1(seed)[2]  # a round-2 model costs round 1, the pool and its own tuning
+    return _adapted(ctx, model, trainable, r1_seconds + pool_seconds + time.perf_counter() - start)
 
 
 def draw_method(ctx: Context, method: str, seed: int) -> Drawn | None:
