@@ -98,16 +98,6 @@ class AmusedUVit(nn.Module):
         return logits.flatten(2).transpose(1, 2)  # (B, N, K)
 
 
-class Ours(nn.Module):
-    def __init__(self, config):
-        super().__init__()
-        self.config = config
-        self.net = MaskedTransformer(config)
-
-    def forward(self, tokens, text, text_mask, pooled):
-        return self.net(tokens, text, text_mask, pooled)
-
-
 def median_seconds(fn, device, repeats: int) -> float:
     fn()  # warm-up
     times = []
@@ -128,7 +118,7 @@ def prompts_features(pipe: MusePipeline, n: int, device) -> TextFeatures:
         return pipe.text_encoder(captions).to(device)
 
 
-def measure(name: str, model: nn.Module, text: TextFeatures, empty: TextFeatures, args, device,
+def measure(model: nn.Module, text: TextFeatures, empty: TextFeatures, args, device,
             precision: str) -> dict:
     cfg = model.config
     B, S = args.batch_size, args.sample_batch
@@ -220,7 +210,7 @@ def main():
     torch.manual_seed(0)
     pipe = MusePipeline.load()
     cfg = pipe.transformer.config  # the bundled base model's size, grid and codebook
-    models = {"ours": Ours(cfg),
+    models = {"ours": MaskedTransformer(cfg),  # the call the peers are wrapped to
               "muse-maskgit-pytorch": MuseMaskGit(cfg, width=256, layers=4, heads=4),
               "diffusers UVit2DModel": AmusedUVit(cfg, width=256, layers=4, heads=4, intermediate=512, conv_width=128)}
     text = prompts_features(pipe, args.batch_size, device)
@@ -243,7 +233,7 @@ def main():
         for precision in precisions:
             figures = {}
             for name, model in models.items():
-                figures[name] = measure(name, model, text, empty, args, device, precision)
+                figures[name] = measure(model, text, empty, args, device, precision)
                 gflops = result["models"][name]["train_gflop_per_step"] / figures[name]["train_step_seconds"]
                 figures[name]["mfu"] = round(gflops / result["matmul_peak_gflops"][precision], 4)
                 print(f"run {run + 1}, {precision}, {name}: {figures[name]}", flush=True)

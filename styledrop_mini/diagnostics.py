@@ -134,11 +134,6 @@ def seen_quality(pipe, judges, clip, n: int = 96) -> dict:
             "clip_text_score_ratio": report["clip_text_score_ratio"]}
 
 
-@torch.no_grad()
-def _mean_se(values: torch.Tensor) -> dict:
-    return {"mean": float(values.mean()), "se": float(values.std() / len(values) ** 0.5), "n": len(values)}
-
-
 def outside_reference(pipe, judges, path, descriptor: str, content: str = "a picture", seeds: int = 4,
                       n_contents: int = 12, tuning: dict | None = None, precision: str = "auto") -> dict:
     """Style-embedding similarity to a user's picture (a PNG drawn anywhere) of `n_contents` x `seeds`
@@ -155,8 +150,8 @@ def outside_reference(pipe, judges, path, descriptor: str, content: str = "a pic
     after = pipe.generate(prompt_list, seed=DIAGNOSTIC_SEED, progress=False,
                           logits_fn_for=pipe.adapter_guided(model, GUIDANCE))
     return {"file": str(path), "descriptor": descriptor, "tune_seconds": round(seconds, 1),
-            "similarity_before": _mean_se(style_similarity(judges, before, reference)),
-            "similarity_after": _mean_se(style_similarity(judges, after, reference))}
+            "similarity_before": metrics.mean_se(style_similarity(judges, before, reference)),
+            "similarity_after": metrics.mean_se(style_similarity(judges, after, reference))}
 
 
 def style_prior_report(pipe, judges, clip, references: dict, styles=world.HELD_OUT_STYLES + (world.HARD_STYLE,),

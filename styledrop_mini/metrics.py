@@ -188,6 +188,13 @@ def style_transfer_report(pipe, judges, clip, ref: StyleReference, model=None, s
     return report, images, prompt_list
 
 
+def mean_se(values) -> dict:
+    """Mean and standard error of per-image values (a list or a tensor), with their count."""
+    values = torch.as_tensor(values, dtype=torch.float64)
+    n = len(values)
+    return {"mean": float(values.mean()), "se": float(values.std() / n ** 0.5) if n > 1 else float("nan"), "n": n}
+
+
 @torch.no_grad()
 def content_invariance(embed, n_looks: int = 24, n_contents: int = 8, seed: int = 1, tokenizer=None) -> dict:
     """How well an image embedding (`embed(images) -> (B, D)` unit vectors) ignores content: renders of

@@ -96,7 +96,8 @@ class Drawn:
 
 def description(ref: StyleReference, outside: dict | None = None) -> str:
     """The look in attribute words, as the training captions word them (world.PHRASES): every primitive
-    that differs from plain. A reference from outside the world brings its own (`outside[style]`)."""
+    whose value has words (outlines, effects and palettes "as is" go unsaid). A reference from outside
+    the world brings its own (`outside[style]`)."""
     if outside and ref.style in outside:
         return outside[ref.style]
     look = world.STYLE_LOOKS[ref.style]
@@ -136,11 +137,11 @@ class Context:
     def styled(self, content: str) -> str:
         return prompts.styled(content, self.ref.descriptor, self.ref.template)
 
-    def tuned(self, images, captions, config: adapters.AdapterConfig, seed: int, lr: float = adapters.TUNING.lr,
-              steps: int | None = None):
+    def tuned(self, images, captions, config: adapters.AdapterConfig, seed: int, lr: float = adapters.TUNING.lr):
+        """(tuned model, its trainable parameters, seconds) at the table's steps."""
         start = time.perf_counter()
-        model, _ = adapters.tune(self.pipe, images, captions, config, steps=steps or self.settings.steps, lr=lr,
-                                 seed=seed, device=self.device)
+        model, _ = adapters.tune(self.pipe, images, captions, config, steps=self.settings.steps, lr=lr, seed=seed,
+                                 device=self.device)
         seconds = time.perf_counter() - start
         trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
         return model, trainable, seconds
@@ -243,17 +244,10 @@ def score(ctx: Context, drawn: Drawn, sample_seed: int) -> dict:
     return {k: v.float().tolist() for k, v in values.items()} | {"images": images}
 
 
-def mean_se(values: list[float]) -> dict:
-    n = len(values)
-    mean = sum(values) / n
-    se = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1) / n) if n > 1 else float("nan")
-    return {"mean": mean, "se": se, "n": n}
-
-
 def run_table(pipe, judges, references: dict[str, StyleReference], settings: TableSettings = TableSettings(),
               methods=METHODS, outside: dict | None = None, workdir=None, device="cpu",
               say: Callable[[str], None] = print) -> dict:
-    """Every method on every reference: {reference: {method: {column: mean_se, trainable, seconds}}},
+    """Every method on every reference: {reference: {method: {column: metrics.mean_se, trainable, seconds}}},
     and {"images": {reference: {method: first tuning seed's images}}} for pictures."""
     unknown = [m for m in methods if m not in METHODS]
     if unknown:
@@ -278,7 +272,7 @@ def run_table(pipe, judges, references: dict[str, StyleReference], settings: Tab
             if not pooled:
                 say(f"{name}: {method} does not apply")
                 continue
-            row = {k: mean_se(v) for k, v in pooled.items()}
+            row = {k: metrics.mean_se(v) for k, v in pooled.items()}
             row.update(trainable=trainable, seconds=sum(seconds) / len(seconds))
             table[name][method] = row
             say(f"{name}: {method}: " + ", ".join(f"{k} {v['mean']:.3f}" for k, v in row.items()

@@ -166,22 +166,20 @@ def train(name: str, out=None, steps=None, batch_size=None, lr=None, bank_size=N
     if kept:
         source = {"world": which, "images": recipe.bank, "seed": seed, "tokenizer": fingerprint(tokenizer_file)}
     bank = TokenBank.load(kept, source) if kept and resume else None
-    if bank is None:
+    made = bank is None
+    if made:
         bank = ImageBank.render(training_world(which, recipe.bank, seed), workers)
-        render_seconds = time.perf_counter() - started
-        model, loss_fn = build(name, preset or "cpu")  # after rendering, whose loader draws a seed: as bundled
-        if name in ("base", "judges"):
-            tokenizer = VQTokenizer.load(tokenizer_file, dev)
-            # The generator learns the tokenizer's tokens; the judges read renders and their reconstructions.
-            bank = TokenBank.encode(bank, tokenizer) if name == "base" else bank.with_reconstructions(tokenizer)
-        if kept:
-            bank.save(kept, source)
-    else:  # the resumed state holds the weights: the fresh model's draw does not matter
-        render_seconds = time.perf_counter() - started
-        model, loss_fn = build(name, preset or "cpu")
+    render_seconds = time.perf_counter() - started
+    model, loss_fn = build(name, preset or "cpu")  # after rendering, whose loader draws a seed: as bundled
+    if made and name in ("base", "judges"):
+        tokenizer = VQTokenizer.load(tokenizer_file, dev)
+        # The generator learns the tokenizer's tokens; the judges read renders and their reconstructions.
+        bank = TokenBank.encode(bank, tokenizer) if name == "base" else bank.with_reconstructions(tokenizer)
+    if made and kept:
+        bank.save(kept, source)
     n_params = sum(p.numel() for p in model.parameters())
     print(f"{name}: {n_params / 1e6:.2f} M parameters, {len(bank)} training images "
-          f"(rendered in {render_seconds:.0f} s), {recipe.steps} steps of {recipe.batch_size} on {dev}")
+          f"({'rendered' if made else 'kept from the run folder'}, {render_seconds:.0f} s), {recipe.steps} steps of {recipe.batch_size} on {dev}")
     settings = TrainSettings(steps=recipe.steps, batch_size=recipe.batch_size, lr=recipe.lr, seed=seed,
                              warmup=min(recipe.warmup, recipe.steps // 5 + 1), weight_decay=recipe.weight_decay,
                              save_every=min(500, max(100, recipe.steps // 10)),  # little CPU work lost to a kill
