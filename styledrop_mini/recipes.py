@@ -161,11 +161,12 @@ def train(name: str, out=None, steps=None, batch_size=None, lr=None, bank_size=N
     started = time.perf_counter()
     which = recipe.world
     tokenizer_file = CHECKPOINT_DIR / "tokenizer.safetensors"
-    # A run folder keeps the generator's token bank: a resumed run (a new session) skips making it again.
+    # A run folder keeps the generator's token bank: a resumed run (a new session), or another run given
+    # the same folder's bank, skips making it again (load checks that it was made from the same source).
     kept = Path(run_dir) / "token_bank.safetensors" if run_dir and name == "base" else None
     if kept:
         source = {"world": which, "images": recipe.bank, "seed": seed, "tokenizer": fingerprint(tokenizer_file)}
-    bank = TokenBank.load(kept, source) if kept and resume else None
+    bank = TokenBank.load(kept, source) if kept else None
     made = bank is None
     if made:
         bank = ImageBank.render(training_world(which, recipe.bank, seed), workers)

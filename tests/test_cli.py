@@ -278,7 +278,7 @@ def test_the_tiny_base_preset_trains_on_the_bundled_tokens(tmp_path, capsys):
 
 
 
-def test_a_resumed_base_run_reuses_its_token_bank_and_continues_exactly(tmp_path, monkeypatch, capsys):
+def test_a_base_run_folder_keeps_its_token_bank_for_resumes_and_new_runs(tmp_path, monkeypatch, capsys):
     from styledrop_mini.transformer import MaskedTransformer
 
     small = ["train", "base", "--preset", "tiny", "--steps", "4", "--bank-size", "32", "--batch-size", "8",
@@ -294,6 +294,9 @@ def test_a_resumed_base_run_reuses_its_token_bank_and_continues_exactly(tmp_path
     assert not rendered
     straight, resumed = (MaskedTransformer.load(tmp_path / f"{x}.safetensors").state_dict() for x in "ab")
     assert all((straight[k].float() - resumed[k].float()).abs().max() < 1e-6 for k in straight)
+    # A new run given that folder (another recipe on the same images) reuses its bank as well.
+    assert main([*small, "--batch-size", "4", "--run-dir", str(tmp_path / "b"), "--out", str(tmp_path / "c.safetensors")]) == 0
+    assert not rendered and "kept from the run folder" in capsys.readouterr().out
 
 
 def test_resume_without_a_saved_state_fails_before_rendering(tmp_path, monkeypatch, capsys):
