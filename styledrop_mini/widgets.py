@@ -20,10 +20,20 @@ from .files import MetadataError, keep_bad_copy
 
 PAPER_HF = 10  # the paper's people picked about 10 images per style
 SORTS = {"pool order": None, "CLIP text score": "clip_text", "CLIP style score": "clip_style"}
+PICKED_COLOUR = "#1a73e8"
+# A photo app's tick in the thumbnail's corner; the frame (a layout border) shows even where CSS is stripped.
+PICKED_CSS = f"""<style>
+.sdm-picked {{ position: relative; background: #e8f0fe; }}
+.sdm-picked::after {{ content: "\\2713"; position: absolute; top: 6px; right: 6px; width: 22px; height: 22px;
+  border-radius: 50%; background: {PICKED_COLOUR}; color: white; font: bold 14px/22px sans-serif;
+  text-align: center; box-shadow: 0 0 0 2px white; }}
+</style>"""
 
 
 class Picker:
-    """A grid of toggles over a run's pool. `on_train(picker)` runs when "train round 2" is pressed."""
+    """A run's pool as thumbnails, a labelled row per prompt, each with its CLIP text (T) and style (S)
+    scores; a click toggles an image, and a picked one shows a frame and a tick. `on_train(picker)` runs
+    when "train round 2" is pressed."""
 
     def __init__(self, run, name: str = "human", columns: int = 8, thumb: int = 96, on_train=None):
         self.run = run if isinstance(run, Run) else Run.open(run)
@@ -44,20 +54,27 @@ class Picker:
             toggle.observe(self._clicked, names="value")
             image = widgets.Image(value=self.run.image_path(item["id"]).read_bytes(), format="png",
                                   layout=widgets.Layout(width=f"{thumb}px", height=f"{thumb}px"))
+            scores = widgets.HTML(f"<span style='font-size:11px' title='CLIP text score / CLIP style score'>"
+                                  f"T {item['clip_text']:.2f} · S {item['clip_style']:.2f}</span>")
             self.toggles[item["id"]] = toggle
-            self.tiles[item["id"]] = widgets.VBox([image, toggle])
+            self.tiles[item["id"]] = widgets.VBox([image, toggle, scores], layout=widgets.Layout(padding="2px"))
+            self._show_picked(item["id"])
         prompts = list(dict.fromkeys(item["prompt"] for item in self.run.pool))
+        # One row per prompt, labelled, as the pool was drawn: a person compares images of one prompt.
+        self.row_labels = {prompt: widgets.HTML(layout=widgets.Layout(width="150px")) for prompt in prompts}
+        self.rows = {prompt: widgets.HBox([self.row_labels[prompt], widgets.HBox(
+            layout=widgets.Layout(flex_flow="row wrap", width=f"{columns * (thumb + 10)}px"))]) for prompt in prompts}
         self.filter = widgets.Dropdown(options=["all prompts"] + prompts, description="show")
         self.sort = widgets.Dropdown(options=list(SORTS), description="sort by")
         self.counter = widgets.HTML()
         self.train_button = widgets.Button(description="train round 2", button_style="primary",
                                            disabled=on_train is None)
         self.output = widgets.Output()  # callbacks' prints and errors show here, not in the log
-        self.grid = widgets.GridBox(layout=widgets.Layout(grid_template_columns=f"repeat({columns}, {thumb + 8}px)"))
+        self.grid = widgets.VBox()
         self.filter.observe(lambda _: self._layout(), names="value")
         self.sort.observe(lambda _: self._layout(), names="value")
         self.train_button.on_click(self._train)
-        self.widget = widgets.VBox([self.notice, widgets.HBox([self.filter, self.sort]),
+        self.widget = widgets.VBox([widgets.HTML(PICKED_CSS), self.notice, widgets.HBox([self.filter, self.sort]),
                                     widgets.HBox([self.counter, self.train_button]), self.grid, self.output])
         self._layout()
         self._count()
@@ -77,23 +94,43 @@ class Picker:
     def _clicked(self, change) -> None:
         with self.output:
             self.run.select(self.name, self.selected, rule="human")
+            self._show_picked(change["owner"].description)
             self._count()
 
     def _count(self) -> None:
         n = len(self.selected)
-        by_prompt = len({self.run.pool[i]["prompt"] for i in self.selected})
-        self.counter.value = (f"<b>{n} selected</b> over {by_prompt} prompts; the paper's people picked about "
+        picked = [self.run.pool[i]["prompt"] for i in self.selected]
+        self.counter.value = (f"<b>{n} selected</b> over {len(set(picked))} prompts; the paper's people picked about "
                               f"{PAPER_HF}. Saved in {self.run.selection_path(self.name)}")
+        for prompt, label in self.row_labels.items():
+            mark = f"<br><span style='color:{PICKED_COLOUR}'>{picked.count(prompt)} picked</span>" if prompt in picked else ""
+            label.value = f"<div style='font-size:12px;line-height:1.3'><b>{html.escape(prompt)}</b>{mark}</div>"
+
+    def _show_picked(self, which) -> None:
+        """A picked image wears a coloured frame and a tick on the thumbnail itself (PICKED_CSS)."""
+        i = int(str(which).lstrip("#"))
+        tile, picked = self.tiles[i], self.toggles[i].value
+        tile.layout.border = f"3px solid {PICKED_COLOUR}" if picked else "3px solid transparent"
+        (tile.add_class if picked else tile.remove_class)("sdm-picked")
+        self.toggles[i].icon = "check" if picked else ""
 
     # --- view ---------------------------------------------------------------------------------
     def _layout(self) -> None:
-        items = self.run.pool
-        if self.filter.value != "all prompts":
-            items = [it for it in items if it["prompt"] == self.filter.value]
+        """The rows of the prompts shown, each row's images in pool order or by a CLIP score."""
         key = SORTS[self.sort.value]
-        if key:
-            items = sorted(items, key=lambda it: -it[key])
-        self.grid.children = [self.tiles[it["id"]] for it in items]
+        for prompt, row in self.rows.items():
+            items = [it for it in self.run.pool if it["prompt"] == prompt]
+            if key:
+                items = sorted(items, key=lambda it: -it[key])
+            row.children[1].children = [self.tiles[it["id"]] for it in items]
+        shown = list(self.rows) if self.filter.value == "all prompts" else [self.filter.value]
+        self.grid.children = [self.rows[prompt] for prompt in shown]
+
+    @property
+    def shown(self) -> list[int]:
+        """The pool ids on screen, row by row."""
+        return [int(tile.children[1].description.lstrip("#")) for row in self.grid.children
+                for tile in row.children[1].children]
 
     def _train(self, _button) -> None:
         with self.output:

@@ -77,7 +77,7 @@ def test_compare_scores_every_model_at_the_guidance_it_is_given(monkeypatch):
 
 
 def test_picker_clicks_are_written_at_once_and_survive_a_new_picker(tmp_path):
-    from styledrop_mini.widgets import Picker
+    from styledrop_mini.widgets import PICKED_COLOUR, Picker
 
     run = fake_pool(tmp_path)
     picker = Picker(tmp_path, columns=3)
@@ -90,10 +90,19 @@ def test_picker_clicks_are_written_at_once_and_survive_a_new_picker(tmp_path):
     again = Picker(tmp_path)  # a restarted kernel: the same folder, the same selection
     assert again.selected == [5] and again.toggles[5].value
     assert again.set_selection(["0000.png", 3]) == [0, 3] and run.selection("human") == [0, 3]
+    # A picked image shows it on the thumbnail (frame and tick), and its row says how many were picked.
+    assert "sdm-picked" in again.tiles[0]._dom_classes and "sdm-picked" not in again.tiles[1]._dom_classes
+    assert again.tiles[3].layout.border.endswith(PICKED_COLOUR) and again.toggles[3].icon == "check"
+    assert "transparent" in again.tiles[4].layout.border
+    labels = [row.children[0].value for row in again.grid.children]  # one labelled row per prompt
+    assert len(labels) == 2 and "a ring in x style" in labels[1] and "1 picked" in labels[1]
+    assert "T 1.20 · S 0.90" in again.tiles[3].children[2].value  # each image's CLIP text and style scores
     again.filter.value = "a ring in x style"
-    assert [t.children[1].description for t in again.grid.children] == ["#3", "#4", "#5"]
+    assert again.shown == [3, 4, 5]
     again.sort.value = "CLIP text score"
-    assert [t.children[1].description for t in again.grid.children] == ["#4", "#5", "#3"]
+    assert again.shown == [4, 5, 3]
+    again.filter.value = "all prompts"
+    assert sorted(again.shown) == list(range(6))
     trained = []
     with_button = Picker(tmp_path, on_train=lambda p: trained.append(p.selected))
     with_button.train_button.click()
