@@ -101,14 +101,17 @@ def cmd_world_export(args) -> int:
 
 
 def cmd_demo(args) -> int:
-    """The main job: learn a held-out style from its one bundled reference image, then draw new content."""
+    """The main job: learn each held-out style from its one bundled reference image, then draw new content."""
     out = check_output(args.out, "image")
-    result = demo.run(args.style, args.n, args.steps, args.seed, args.device, args.precision)
-    print("3/3 scores (judges know the truth; CLIP gives StyleDrop's text and style scores)")
-    print(f"    {'':12s} {'style right':>11s} {'content right':>13s} {'CLIP style':>10s} {'CLIP text':>9s}")
-    for name, r in result.scores.items():
-        print(f"    {name:12s} {r['judge_style']:11.0%} {r['judge_content']:13.0%} {r['clip_style']:10.3f} "
-              f"{r['clip_text']:9.3f}")
+    result = demo.run(args.styles, args.n, args.steps, args.seed, args.device, args.precision)
+    print("scores (judges know the truth; CLIP gives StyleDrop's text and style scores)")
+    print(f"    {'':28s} {'style right':>11s} {'content right':>13s} {'CLIP style':>10s} {'CLIP text':>9s}")
+    for style, runs in result.scores.items():
+        for name, r in runs.items():
+            print(f"    {style + ', ' + name:28s} {r['judge_style']:11.0%} {r['judge_content']:13.0%} "
+                  f"{r['clip_style']:10.3f} {r['clip_text']:9.3f}")
+    print(f"    adapters: {result.adapter_parameters:,} parameters per style "
+          f"({100 * result.adapter_parameters / result.base_parameters:.2f} % of the base model's)")
     out = save_or_rescue(result.grid.save, out, "demo grid")
     print(f"wrote {out.resolve()} in {result.seconds:.0f} s in all")
     return 0
@@ -278,14 +281,15 @@ def _add_world(sub, command) -> None:
 
 
 def _add_demo(sub, command) -> None:
-    demo_cmd = command(sub, "demo", "the main job: learn a held-out style from one image, draw new content",
+    demo_cmd = command(sub, "demo", "the main job: learn each held-out style from one image, draw new content",
                        seed("seed of the tuning and of the images"), DEVICE, PRECISION)
-    demo_cmd.add_argument("--style", default="stained glass", help="a held-out style with a bundled reference")
+    demo_cmd.add_argument("--styles", "--style", nargs="+", default=list(world.HELD_OUT_STYLES), metavar="STYLE",
+                          help="styles with a bundled reference (data/styles/)")
     demo_cmd.add_argument("--out", "-o", default="styledrop_mini_demo.png", help="PNG to write")
     demo_cmd.add_argument("-n", type=number(int, 1, len(metrics.STYLE_EVAL_CONTENTS)),
-                          default=len(metrics.STYLE_EVAL_CONTENTS), help="new contents to draw")
-    demo_cmd.add_argument("--steps", type=STEPS,
-                          help=f"style-tuning steps (default: {adapters.TUNING.steps}, adapters.TUNING)")
+                          default=demo.DEMO_CONTENTS, help="new contents to draw per style")
+    demo_cmd.add_argument("--steps", type=STEPS, default=demo.DEMO_STEPS,
+                          help=f"style-tuning steps (the measured round-1 default is {adapters.TUNING.steps}, adapters.TUNING)")
     demo_cmd.set_defaults(func=cmd_demo)
 
 

@@ -2,8 +2,9 @@ from dataclasses import asdict
 
 import pytest
 import torch
+from PIL import Image
 
-from styledrop_mini import adapters, prompts
+from styledrop_mini import adapters, prompts, world
 from styledrop_mini.adapters import AdapterConfig, AdapterInfo, attach, count, gate, load_adapter, save_adapter
 from styledrop_mini.checkpoints import CheckpointError, save_checkpoint
 from styledrop_mini.sampling import GUIDANCE, AdapterGuidance, adapter_guided_logits, check_gamma, guided_logits
@@ -165,8 +166,13 @@ def test_cli_style_tune_generate_and_demo_end_to_end(tmp_path, capsys):
     assert "no such file" in capsys.readouterr().err
     # the main job, shrunk
     assert main(["demo", "--steps", "3", "-n", "2", "-o", str(tmp_path / "demo.png")]) == 0
-    out = capsys.readouterr().out
-    assert "StyleDrop" in out and "base model" in out and (tmp_path / "demo.png").exists()
+    out = capsys.readouterr().out  # every held-out style, both ways, and one grid with two rows each
+    assert all(f"{s}, StyleDrop" in out and f"{s}, base model" in out for s in world.HELD_OUT_STYLES)
+    tall = Image.open(tmp_path / "demo.png").size
+    assert main(["demo", "--styles", "neon", "--steps", "3", "-n", "2", "-o", str(tmp_path / "one.png")]) == 0
+    assert "stained glass" not in capsys.readouterr().out
+    one = Image.open(tmp_path / "one.png").size
+    assert one[0] == tall[0] and one[1] < tall[1] / 2
 
 
 def test_tuning_is_reproducible_for_a_seed():
