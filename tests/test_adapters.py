@@ -2,7 +2,6 @@ from dataclasses import asdict
 
 import pytest
 import torch
-from PIL import Image
 
 from styledrop_mini import adapters, prompts, world
 from styledrop_mini.adapters import AdapterConfig, AdapterInfo, attach, count, gate, load_adapter, save_adapter
