@@ -63,7 +63,7 @@ class Picker:
         # One row per prompt, labelled, as the pool was drawn: a person compares images of one prompt.
         self.row_labels = {prompt: widgets.HTML(layout=widgets.Layout(width="150px")) for prompt in prompts}
         self.rows = {prompt: widgets.HBox([self.row_labels[prompt], widgets.HBox(
-            layout=widgets.Layout(flex_flow="row wrap", width=f"{columns * (thumb + 10)}px"))]) for prompt in prompts}
+            layout=widgets.Layout(flex_flow="row wrap", width=f"{columns * (thumb + 20)}px"))]) for prompt in prompts}
         self.filter = widgets.Dropdown(options=["all prompts"] + prompts, description="show")
         self.sort = widgets.Dropdown(options=list(SORTS), description="sort by")
         self.counter = widgets.HTML()
