@@ -289,7 +289,7 @@ def _add_demo(sub, command) -> None:
     demo_cmd.add_argument("-n", type=number(int, 1, len(metrics.STYLE_EVAL_CONTENTS)),
                           default=demo.DEMO_CONTENTS, help="new contents to draw per style")
     demo_cmd.add_argument("--steps", type=STEPS, default=demo.DEMO_STEPS,
-                          help=f"style-tuning steps (the measured round-1 default is {adapters.TUNING.steps}, adapters.TUNING)")
+                          help=f"style-tuning steps, few for speed (round 1 as measured: {adapters.TUNING.steps}, adapters.TUNING)")
     demo_cmd.set_defaults(func=cmd_demo)
 
 
