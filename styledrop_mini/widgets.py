@@ -51,7 +51,7 @@ class Picker:
                                           tooltip=f"{item['prompt']} (CLIP text {item['clip_text']:.3f}, "
                                                   f"style {item['clip_style']:.3f})",
                                           layout=widgets.Layout(width=f"{thumb}px"))
-            toggle.observe(self._clicked, names="value")
+            toggle.observe(lambda _change, i=item["id"]: self._clicked(i), names="value")
             image = widgets.Image(value=self.run.image_path(item["id"]).read_bytes(), format="png",
                                   layout=widgets.Layout(width=f"{thumb}px", height=f"{thumb}px"))
             scores = widgets.HTML(f"<span style='font-size:11px' title='CLIP text score / CLIP style score'>"
@@ -91,10 +91,10 @@ class Picker:
             toggle.value = i in wanted
         return self.selected
 
-    def _clicked(self, change) -> None:
+    def _clicked(self, i: int) -> None:
         with self.output:
             self.run.select(self.name, self.selected, rule="human")
-            self._show_picked(change["owner"].description)
+            self._show_picked(i)
             self._count()
 
     def _count(self) -> None:
@@ -106,9 +106,8 @@ class Picker:
             mark = f"<br><span style='color:{PICKED_COLOUR}'>{picked.count(prompt)} picked</span>" if prompt in picked else ""
             label.value = f"<div style='font-size:12px;line-height:1.3'><b>{html.escape(prompt)}</b>{mark}</div>"
 
-    def _show_picked(self, which) -> None:
+    def _show_picked(self, i: int) -> None:
         """A picked image wears a coloured frame and a tick on the thumbnail itself (PICKED_CSS)."""
-        i = int(str(which).lstrip("#"))
         tile, picked = self.tiles[i], self.toggles[i].value
         tile.layout.border = f"3px solid {PICKED_COLOUR}" if picked else "3px solid transparent"
         (tile.add_class if picked else tile.remove_class)("sdm-picked")
@@ -129,8 +128,8 @@ class Picker:
     @property
     def shown(self) -> list[int]:
         """The pool ids on screen, row by row."""
-        return [int(tile.children[1].description.lstrip("#")) for row in self.grid.children
-                for tile in row.children[1].children]
+        id_of = {id(tile): i for i, tile in self.tiles.items()}
+        return [id_of[id(tile)] for row in self.grid.children for tile in row.children[1].children]
 
     def _train(self, _button) -> None:
         with self.output:
