@@ -6,6 +6,7 @@ only modules above it in the import tree (tests/test_imports.py):
   00 the world      `world` (renderer, named and held-out styles), `styles` (the style space),
                     `datasets` (data sets, image folders, banks, style references), `images`
                     (image I/O and grids), `files` (paths and outputs), `settings`, `exercises`
+                    (the checkers), `assignments` (student copies of the notebooks, for nbgrader)
   01 tokenizer      `tokenizer` (VQ), `training` (the resumable loop), `checkpoints`, `devices`,
                     `metrics` (the measurements behind every figure)
   02 measuring      `clip` (the mini CLIP), `judges` (ground truth per attribute; the subject judge)

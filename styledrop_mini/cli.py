@@ -19,8 +19,8 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from . import (__version__, adapters, demo, dreambooth, evaluation, feedback, metrics, paper_table, prompts, recipes,
-               world)
+from . import (__version__, adapters, assignments, demo, dreambooth, evaluation, feedback, metrics, paper_table, prompts,
+               recipes, world)
 from .datasets import MiniWorld, StyleReference, export_image_folder
 from .devices import describe, pick_device
 from .files import check_output, save_or_rescue
@@ -234,6 +234,16 @@ def cmd_generate(args) -> int:
     out = save_or_rescue(prompt_grid(images, drawn, tile=64 * args.scale).save, out, "grid")
     print(f"wrote {len(images)} image{'s' * (len(images) > 1)} ({len(drawn)} prompt{'s' * (len(drawn) > 1)} x "
           f"{args.n}) to {out.resolve()} in {time.perf_counter() - start:.1f} s")
+    return 0
+
+
+def cmd_assignments_build(args) -> int:
+    made = assignments.build(args.notebooks, args.out, overwrite=args.overwrite)
+    print(f"{'student notebook':40s} {'checked':>7s} {'open':>5s}")
+    for path, checked, open_ in made:
+        print(f"{str(path):40s} {checked:7d} {open_:5d}")
+    print(f"wrote {len(made)} student notebooks to {Path(args.out).resolve()}: each solution replaced by "
+          "`raise NotImplementedError()`, its outputs and its check's outputs cleared; nbgrader metadata kept")
     return 0
 
 
@@ -453,6 +463,17 @@ def _add_evaluate(sub, command) -> None:
     evaluate.set_defaults(func=cmd_evaluate)
 
 
+def _add_assignments(sub, command) -> None:
+    group = command(sub, "assignments", "student copies of the notebooks, for a class").add_subparsers(
+        dest="assignments_command", required=True, metavar="COMMAND")
+    build = command(group, "build", "write a student copy of every numbered notebook: solutions become stubs")
+    build.add_argument("--notebooks", default="tutorials", help="folder of the solution notebooks (NN_topic.ipynb)")
+    build.add_argument("--out", "-o", default="tutorials_student",
+                       help="folder to write; beside the tutorials keeps their ../benchmarks paths working")
+    build.add_argument("--overwrite", action="store_true", help="replace student copies already there")
+    build.set_defaults(func=cmd_assignments_build)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="styledrop-mini", formatter_class=HelpFormatter,
                                      description="StyleDrop rebuilt end to end in a procedural mini world.")
@@ -464,7 +485,7 @@ def build_parser() -> argparse.ArgumentParser:
                                  parents=[_parent(*options)] if options else [])
 
     for add in (_add_demo, _add_world, _add_train, _add_generate, _add_style_tune, _add_dreambooth, _add_feedback,
-                _add_evaluate):
+                _add_evaluate, _add_assignments):
         add(sub, command)
     return parser
 

@@ -181,6 +181,22 @@ def decode_one_at_a_time(logits_fn: LogitsFn, seeds: list[int], n_tokens: int, m
     return tokens
 
 
+def adapter_guidance(adapted: torch.Tensor, base: torch.Tensor, base_uncond: torch.Tensor,
+                     guidance: AdapterGuidance = GUIDANCE) -> torch.Tensor:
+    """Paper Eq. 4 on logits already computed: Ĝ(v,t) + λ_A (Ĝ(v,t) − G(v,t)) + λ_B (G(v,t) − G(v,n))."""
+    return adapted + guidance.lambda_a * (adapted - base) + guidance.lambda_b * (base - base_uncond)
+
+
+def mix(style_logits: torch.Tensor, content_logits: torch.Tensor, gamma: float) -> torch.Tensor:
+    """Paper Sec. 3.4 on logits already computed: (1 − γ) l^s + γ l^c (γ 0 and 1 return one side exactly)."""
+    check_gamma(gamma)
+    if gamma == 0:
+        return style_logits
+    if gamma == 1:
+        return content_logits
+    return (1 - gamma) * style_logits + gamma * content_logits
+
+
 def adapter_guided_logits(model, cond: TextFeatures, uncond: TextFeatures, guidance: AdapterGuidance = GUIDANCE,
                           base=None) -> LogitsFn:
     """StyleDrop's adapter guidance (paper Eq. 4), for a model with adapters attached:
@@ -190,8 +206,6 @@ def adapter_guided_logits(model, cond: TextFeatures, uncond: TextFeatures, guida
     Ĝ, G and the unconditional G run as one batch of three, the adapters gated off for the last two.
     λ_A = λ_B = 0 is the plain adapted model; λ_A = 0 keeps only the base model's guidance term.
     A fully fine-tuned copy has no adapters to gate off: pass the frozen base model as `base`."""
-    lambda_a, lambda_b = guidance.lambda_a, guidance.lambda_b
-
     def logits_fn(tokens):
         B = len(tokens)
         if base is None:
@@ -205,7 +219,7 @@ def adapter_guided_logits(model, cond: TextFeatures, uncond: TextFeatures, guida
             adapted = model(tokens, cond.tokens, cond.mask, cond.pooled)
             g, g_uncond = base(torch.cat([tokens] * 2), torch.cat([cond.tokens, uncond.tokens]),
                                torch.cat([cond.mask, uncond.mask]), torch.cat([cond.pooled, uncond.pooled])).chunk(2)
-        return adapted + lambda_a * (adapted - g) + lambda_b * (g - g_uncond)
+        return adapter_guidance(adapted, g, g_uncond, guidance)
     return logits_fn
 
 
@@ -222,9 +236,7 @@ def mixed_logits(style_model, content_model, styled: TextFeatures, content: Text
     content_fn = adapter_guided_logits(content_model, content, uncond, guidance)
 
     def logits_fn(tokens):
-        if gamma == 0:
-            return style_fn(tokens)
-        if gamma == 1:
-            return content_fn(tokens)
-        return (1 - gamma) * style_fn(tokens) + gamma * content_fn(tokens)
+        if gamma in (0, 1):  # one adapter alone: skip the other's three forward passes
+            return (content_fn if gamma else style_fn)(tokens)
+        return mix(style_fn(tokens), content_fn(tokens), gamma)
     return logits_fn

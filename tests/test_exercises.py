@@ -76,19 +76,12 @@ def test_guidance_checker():
         check("03.guidance", lambda c, u, s: u + s * (u - c))
 
 
-def test_adapter_checkers_explain_missing_biases_and_gelu():
-    import torch.nn.functional as F
-
+def test_adapter_params_checker_explains_missing_biases():
     check("04.adapter_params", lambda w, layers, d: layers * 2 * (2 * w * d + d + w))
     with pytest.raises(ExerciseError, match="biases"):
         check("04.adapter_params", lambda w, layers, d: layers * 2 * 2 * w * d)
     with pytest.raises(ExerciseError, match="TWO adapters"):
         check("04.adapter_params", lambda w, layers, d: layers * (2 * w * d + d + w))
-    check("04.bottleneck", lambda h, wd, bd, wu, bu: h + F.gelu(h @ wd.T + bd) @ wu.T + bu)
-    with pytest.raises(ExerciseError, match="GELU"):
-        check("04.bottleneck", lambda h, wd, bd, wu, bu: h + (h @ wd.T + bd) @ wu.T + bu)
-    with pytest.raises(ExerciseError, match="residual"):
-        check("04.bottleneck", lambda h, wd, bd, wu, bu: F.gelu(h @ wd.T + bd) @ wu.T + bu)
 
 
 def test_prompt_checkers():
@@ -125,11 +118,116 @@ def test_feedback_checkers():
         check("07.read_selection", lambda folder: json.loads((Path(folder) / "selections" / "human.json").read_text())["ids"])
 
 
-def test_class_prompt_checker_explains_common_mistakes():
-    check("08.class_prompt", lambda prompt, identifier: " ".join(w for w in prompt.split() if w != identifier))
-    with pytest.raises(ExerciseError, match="double or trailing spaces"):
-        check("08.class_prompt", lambda prompt, identifier: prompt.replace(identifier, ""))
-    with pytest.raises(ExerciseError, match="whole word"):
-        check("08.class_prompt", lambda prompt, identifier: prompt.replace(identifier + " ", ""))
-    with pytest.raises(ExerciseError, match="unchanged"):
-        check("08.class_prompt", lambda prompt, identifier: prompt)
+def test_a_stub_that_still_raises_is_explained_not_a_traceback():
+    def stub(*args):
+        raise NotImplementedError()
+    with pytest.raises(ExerciseError, match="not written yet.*NotImplementedError"):
+        check("04.adapter_guidance", stub)
+
+
+# The five core exercises: the right answer passes, each usual mistake gets its explanation.
+def test_adapter_guidance_checker():
+    check("04.adapter_guidance", lambda a, b, u, la, lb: a + la * (a - b) + lb * (b - u))
+    with pytest.raises(ExerciseError, match="swapped"):
+        check("04.adapter_guidance", lambda a, b, u, la, lb: a + lb * (a - b) + la * (b - u))
+    with pytest.raises(ExerciseError, match="BASE model's guidance"):
+        check("04.adapter_guidance", lambda a, b, u, la, lb: a + la * (a - b) + lb * (a - u))
+    with pytest.raises(ExerciseError, match="start from the ADAPTED"):
+        check("04.adapter_guidance", lambda a, b, u, la, lb: b + la * (a - b) + lb * (b - u))
+
+
+def _step(peek=False, everywhere=False, zero_grad=True, update=True):
+    import torch.nn.functional as F
+
+    def step(model, optimizer, tokens, text, mask):
+        inputs = tokens if peek else tokens.masked_fill(mask, model.config.mask_id)
+        logits = model(inputs, text.tokens, text.mask, text.pooled)
+        loss = F.cross_entropy(logits.flatten(0, 1), tokens.flatten()) if everywhere else F.cross_entropy(
+            logits[mask], tokens[mask])
+        if update:
+            if zero_grad:
+                optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+        return loss.item()
+    return step
+
+
+def test_tuning_step_checker():
+    check("04.tuning_step", _step())
+    with pytest.raises(ExerciseError, match="EVERY token"):
+        check("04.tuning_step", _step(everywhere=True))
+    with pytest.raises(ExerciseError, match="saw the answers"):
+        check("04.tuning_step", _step(peek=True))
+    with pytest.raises(ExerciseError, match="zero_grad"):
+        check("04.tuning_step", _step(zero_grad=False))
+    with pytest.raises(ExerciseError, match="did not change"):
+        check("04.tuning_step", _step(update=False))
+
+
+def test_cf_rule_checker():
+    def cf(pool, min_style=None, floor_ignored=False):
+        chosen = []
+        for prompt in dict.fromkeys(it["prompt"] for it in pool):
+            ok = [it for it in pool if it["prompt"] == prompt
+                  and (min_style is None or floor_ignored or it["clip_style"] >= min_style)]
+            if ok:
+                chosen.append(max(ok, key=lambda it: it["clip_text"])["id"])
+        return chosen
+
+    check("06.cf_rule", cf)
+    with pytest.raises(ExerciseError, match="floor was ignored"):
+        check("06.cf_rule", lambda pool, min_style=None: cf(pool, min_style, floor_ignored=True))
+    with pytest.raises(ExerciseError, match="LOWEST"):
+        check("06.cf_rule", lambda pool, min_style=None: [
+            min((it for it in pool if it["prompt"] == p), key=lambda it: it["clip_text"])["id"]
+            for p in dict.fromkeys(it["prompt"] for it in pool)])
+
+
+def test_mixing_step_checker():
+    def eq4(a, b, u, la, lb):
+        return a + la * (a - b) + lb * (b - u)
+
+    check("08.mixing_step", lambda s, c, la, lb, g: (1 - g) * eq4(*s, la, lb) + g * eq4(*c, la, lb))
+    with pytest.raises(ExerciseError, match="weighs the CONTENT"):
+        check("08.mixing_step", lambda s, c, la, lb, g: g * eq4(*s, la, lb) + (1 - g) * eq4(*c, la, lb))
+    with pytest.raises(ExerciseError, match="raw adapted logits"):
+        check("08.mixing_step", lambda s, c, la, lb, g: (1 - g) * s[0] + g * c[0])
+
+
+def test_prior_loss_checker():
+    from styledrop_mini.transformer import masked_loss
+
+    def loss(model, t, feats, m):
+        return masked_loss(model, t, feats.tokens, feats.mask, m, feats.pooled)[0]
+
+    check("08.prior_loss", lambda model, t, x, m, ct, cx, cm, w: loss(model, t, x, m) + w * loss(model, ct, cx, cm))
+    with pytest.raises(ExerciseError, match="PRIOR term"):
+        check("08.prior_loss", lambda model, t, x, m, ct, cx, cm, w: w * loss(model, t, x, m) + loss(model, ct, cx, cm))
+    with pytest.raises(ExerciseError, match="CLASS prompt"):
+        check("08.prior_loss", lambda model, t, x, m, ct, cx, cm, w: loss(model, t, x, m) + w * loss(model, ct, x, cm))
+    with pytest.raises(ExerciseError, match="missing"):
+        check("08.prior_loss", lambda model, t, x, m, ct, cx, cm, w: loss(model, t, x, m))
+
+
+def test_perplexity_and_recall_checkers():
+    import torch
+
+    def perplexity(tokens, k):
+        p = torch.bincount(tokens.flatten(), minlength=k).float() / tokens.numel()
+        return torch.exp(-(p[p > 0] * p[p > 0].log()).sum())
+
+    check("01.codebook_perplexity", perplexity)
+    with pytest.raises(ExerciseError, match="is the entropy"):
+        check("01.codebook_perplexity", lambda t, k: perplexity(t, k).log())
+    with pytest.raises(ExerciseError, match="NaN"):
+        check("01.codebook_perplexity", lambda t, k: torch.tensor(float("nan")))
+
+    def recall(a, b, k):
+        return float((a @ b.T).topk(k, dim=1).indices.eq(torch.arange(len(a))[:, None]).any(1).float().mean())
+
+    check("02.recall_at_k", recall)
+    with pytest.raises(ExerciseError, match="text-to-image"):
+        check("02.recall_at_k", lambda a, b, k: recall(b, a, k))
+    with pytest.raises(ExerciseError, match="off by one"):
+        check("02.recall_at_k", lambda a, b, k: recall(a, b, k + 1))
