@@ -478,7 +478,7 @@ def _cf_rule(answer) -> str:
         got = list(answer(pool) if floor is None else answer(pool, floor))
         if got == want:
             continue
-        with_floor = f" with min_style={floor}" if floor is not None else ""
+        with_floor = f"with min_style={floor}" if floor is not None else ""
         if got and isinstance(got[0], dict):
             raise ExerciseError("return the chosen images' ids, not the pool entries")
         if sorted(got) == sorted(want):
