@@ -135,3 +135,13 @@ def test_a_student_copy_runs_to_its_first_stub_and_its_check_explains(name, monk
     ename, message = errors.get(check_cell, (None, ""))
     assert ename == "ExerciseError", f"{name}: the first check did not explain: {errors}"
     assert "not written yet" in message or "no answer yet" in message, message
+
+
+@needs_tutorials
+@pytest.mark.parametrize("name", NOTEBOOKS)
+def test_no_committed_cell_has_outputs_without_an_execution_count(name):
+    """nbval fails such a cell ("Unrun reference cell has outputs"): a cell executed apart from its
+    notebook must keep a count with its outputs."""
+    nb = nbformat.read(str(TUTORIALS / name), as_version=4)
+    unrun = [i for i, c in enumerate(nb.cells) if c.cell_type == "code" and c.outputs and c.execution_count is None]
+    assert not unrun, f"{name}: cells {unrun} have outputs but no execution count"
