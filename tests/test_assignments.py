@@ -1,6 +1,7 @@
 """Student copies of the notebooks (assignments.py): stubs keep signatures, outputs that tell answers go,
 every exercise is checked and tagged for nbgrader, and a student copy runs up to its first stub and
 then fails in its check with the checker's explanation, not elsewhere."""
+import ast
 import copy
 import os
 from pathlib import Path
@@ -109,11 +110,57 @@ def test_every_notebook_has_checked_exercises_tagged_for_nbgrader(name):
         f"{name} does not end with a recap"
 
 
+def names_of(source: str) -> tuple[set[str], set[str]]:
+    """(names a cell binds, names it reads), from its Python (IPython magics and shell lines dropped)."""
+    code = "\n".join(line for line in source.splitlines() if not line.lstrip().startswith(("%", "!")))
+    bound, read = set(), set()
+    for node in ast.walk(ast.parse(code)):
+        if isinstance(node, ast.Name):
+            (read if isinstance(node.ctx, ast.Load) else bound).add(node.id)
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            bound.add(node.name)
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            bound.update((alias.asname or alias.name).split(".")[0] for alias in node.names)
+    return bound, read
+
+
+def cells_needed(nb, upto: int, targets: list[int]) -> list[int]:
+    """The code cells before `upto` that `targets` need: the notebook's first code cell (its setup:
+    quick mode, seeds), and every cell that binds a name a needed cell reads, followed backwards.
+    The cells left out are identical in the solution notebook, which nbval runs whole."""
+    code = [i for i in range(upto) if nb.cells[i].cell_type == "code"]
+    needed = set(targets) | set(code[:1])
+    wanted = set().union(*(names_of(nb.cells[i].source)[1] for i in needed))
+    for i in reversed(code):
+        bound, read = names_of(nb.cells[i].source)
+        if bound & wanted:
+            needed.add(i)
+            wanted |= read
+    return sorted(needed)
+
+
+def test_cells_needed_follows_names_backwards():
+    nb = notebook("import os\nos.environ['Q'] = '1'", "slow = train()", "x = 2", "#md prose", "def f(y):\n    return y * x",
+                  "z = f(3)")
+    assert cells_needed(nb, 5, [5]) == [0, 2, 4, 5]
+
+
+@needs_tutorials
+def test_a_student_copy_leaves_every_cell_but_the_solutions_and_checks_as_it_was():
+    """Why the next test may skip cells: what it skips is what nbval runs in the solution notebook."""
+    for name in NOTEBOOKS:
+        solution = nbformat.read(str(TUTORIALS / name), as_version=4)
+        student = assignments.student_copy(solution, name)
+        exercised = {i for e in assignments.exercises(solution, name) for i in (e.solution_cell, e.check_cell)}
+        changed = {i for i, (a, b) in enumerate(zip(solution.cells, student.cells)) if a.source != b.source}
+        assert len(solution.cells) == len(student.cells) and changed <= exercised, f"{name}: cells {changed - exercised}"
+
+
 @needs_tutorials
 @pytest.mark.parametrize("name", NOTEBOOKS)
 def test_a_student_copy_runs_to_its_first_stub_and_its_check_explains(name, monkeypatch):
-    """Run the student copy in quick mode from the top to the first exercise's check: every cell before
-    the stub runs cleanly, and the check fails with the checker's explanation."""
+    """Run the student copy in quick mode up to the first exercise's check (the cells that exercise
+    needs: cells_needed): they run cleanly, and the check fails with the checker's explanation."""
     monkeypatch.setenv("STYLEDROP_MINI_QUICK", "1")
     solution = nbformat.read(str(TUTORIALS / name), as_version=4)
     first = assignments.exercises(solution, name)[0]
@@ -123,9 +170,7 @@ def test_a_student_copy_runs_to_its_first_stub_and_its_check_explains(name, monk
                             resources={"metadata": {"path": str(TUTORIALS)}})  # ../benchmarks resolves
     errors = {}
     with client.setup_kernel(env={**os.environ, "MPLBACKEND": "Agg"}):
-        for i in range(check_cell + 1):
-            if student.cells[i].cell_type != "code":
-                continue
+        for i in cells_needed(student, stub_cell, [stub_cell, check_cell]):
             try:
                 client.execute_cell(student.cells[i], i)
             except CellExecutionError as exc:
