@@ -122,7 +122,8 @@ def cmd_train(args) -> int:
                   bank_size=args.bank_size, seed=args.seed, device=args.device,
                   run_dir=args.run_dir or Path("runs") / args.model, resume=args.resume, workers=args.workers,
                   command=command_line(), save_dtype=args.save_dtype, precision=args.precision,
-                  attention=args.attention, overwrite=args.overwrite, preset=args.preset)
+                  attention=args.attention, overwrite=args.overwrite, preset=args.preset,
+                  text_words=args.text_words, init_from=args.init_from)
     return 0
 
 
@@ -325,6 +326,10 @@ def _add_train(sub, command) -> None:
     train.add_argument("--attention", choices=["auto", "math"],
                        help="SDPA kernel in training: math is faster on CPU for short sequences "
                             "(default: the recipe's; base uses math)")
+    train.add_argument("--text-words", action="store_true",
+                       help="base: read each prompt word's own embedding beside the text tower's features")
+    train.add_argument("--init-from", metavar="FILE",
+                       help="base: start from this generator's weights (same preset), e.g. to train the bundled one longer")
     train.add_argument("--save-dtype", choices=["fp32", "fp16", "bf16"], default="fp16",
                        help="precision of the saved weights (fp16 halves the bundle)")
     train.set_defaults(func=cmd_train)

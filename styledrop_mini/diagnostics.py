@@ -15,6 +15,12 @@ and, once for the base model:
   unseen_word   content accuracy with a style word it never saw ("zorblax"), beside the same prompts
                 with their own style word: robust text conditioning ignores an unknown word.
   seen_quality  content, colour and style accuracy on the styles it was trained on.
+  word_reading  whether it reads each primitive's words at all: the masked-token loss on true renders
+                with the right phrase ("with polka dots"), a wrong one ("with no fill") and none. A
+                generator that gains nothing from a primitive's words draws that primitive at random,
+                and no adapter can steer it from a prior it never formed.
+  attribute_control  the seen looks drawn from captions that name every primitive: each primitive
+                judged right, and the whole look.
 and, for a picture drawn outside the world (any PNG, `outside_reference`):
   similarity    the judges' style embedding (judges.style_similarity, CSD-like) of images made for
                 new contents, against the picture, before tuning (the base model given the
@@ -32,13 +38,17 @@ import math
 import time
 from dataclasses import asdict, replace
 
+import numpy as np
 import torch
+import torch.nn.functional as F
 
 from . import adapters, metrics, prompts, world
 from .datasets import StyleReference
 from .images import fit_square, load_image, pil_to_tensor
 from .judges import style_similarity
 from .sampling import GUIDANCE, AdapterGuidance
+from .styles import PRIMITIVES
+from .transformer import random_mask
 
 DIAGNOSTIC_SEED = 7_000  # fresh: no default of the package was chosen on these seeds
 UNSEEN_WORD = "zorblax"
@@ -125,6 +135,73 @@ def unseen_word(pipe, judges, n: int = 48, word: str = UNSEEN_WORD) -> dict:
         images = pipe.generate(texts, seed=DIAGNOSTIC_SEED, progress=False)
         acc = judges.accuracy(images, content=bank.content_ids, colour=bank.colour_ids)
         out[name] = {"content": rate(acc["content"], n), "colour": rate(acc["colour"], n)}
+    return out
+
+
+@torch.no_grad()
+def _masked_nll(pipe, tokens: torch.Tensor, prompt_list: list[str], mask: torch.Tensor) -> float:
+    """Mean cross-entropy (nats) of the generator's guesses at the masked tokens, given the prompts."""
+    text = pipe.text(prompt_list)
+    model = pipe.transformer
+    logits = model(tokens.masked_fill(mask, model.config.mask_id), text.tokens, text.mask, text.pooled)
+    return float(F.cross_entropy(logits[mask].float(), tokens[mask]))
+
+
+def word_reading(pipe, n: int = 96, seed: int = DIAGNOSTIC_SEED) -> dict:
+    """Per primitive, on `n` true renders of seen looks where it is not plain: the masked-token loss
+    (nats per token, the same masks throughout) with the right phrase, with another value's phrase,
+    and with none ("a red star"). gain = none - right (what stating it helps), contrast = wrong - right
+    (what a wrong statement hurts); near 0: the generator does not read these words."""
+    rng = np.random.default_rng(seed)
+    looks, contents, colours = world.training_looks(), list(world.CONTENTS), list(world.COLOURS)
+    out = {}
+    for primitive in PRIMITIVES:
+        worded = [value for value, words in world.PHRASES[primitive].items() if words]
+        images, right, wrong, none = [], [], [], []
+        while len(images) < n:
+            look = looks[rng.integers(len(looks))]
+            value = getattr(look, primitive)
+            if value not in worded:
+                continue
+            content, colour = contents[rng.integers(len(contents))], colours[rng.integers(len(colours))]
+            other = [v for v in worded if v != value][rng.integers(len(worded) - 1)]
+            images.append(pil_to_tensor(world.render(content, colour, look, seed=2 * int(rng.integers(10**6)) + 1)))
+            subject = world.with_articles(f"a {colour} {content}")
+            none.append(subject)
+            right.append(f"{subject} {world.PHRASES[primitive][value]}")
+            wrong.append(f"{subject} {world.PHRASES[primitive][other]}")
+        tokens = pipe.tokenizer.encode(torch.stack(images).to(pipe.device)).flatten(1).long()
+        mask = random_mask(n, tokens.shape[1], generator=torch.Generator().manual_seed(seed), device="cpu").to(pipe.device)
+        nll = {name: _masked_nll(pipe, tokens, texts, mask) for name, texts in
+               (("right", right), ("wrong", wrong), ("none", none))}
+        out[primitive] = {**{k: round(v, 4) for k, v in nll.items()}, "gain": round(nll["none"] - nll["right"], 4),
+                          "contrast": round(nll["wrong"] - nll["right"], 4)}
+    return out
+
+
+def attribute_control(pipe, judges, n: int = 96, seed: int = DIAGNOSTIC_SEED) -> dict:
+    """`n` images of seen looks drawn from captions that name every primitive that is not plain
+    ("a red star on a dark background with no fill with a thin outline"): the share judged right per
+    primitive, for the whole look, and for content."""
+    rng = np.random.default_rng(seed)
+    looks, contents, colours = world.training_looks(), list(world.CONTENTS), list(world.COLOURS)
+    picked, labels, prompt_list = [], [], []
+    while len(picked) < n:
+        look = looks[rng.integers(len(looks))]
+        phrases = [world.PHRASES[k][getattr(look, k)] for k in PRIMITIVES]
+        phrases = [p for p in phrases if p]
+        if len(phrases) > world.MAX_PHRASES:  # the captions the model was trained on hold at most three
+            continue
+        content, colour = contents[rng.integers(len(contents))], colours[rng.integers(len(colours))]
+        picked.append(look)
+        labels.append(content)
+        prompt_list.append(" ".join([world.with_articles(f"a {colour} {content}")] + phrases))
+    images = pipe.generate(prompt_list, seed=seed, progress=False)
+    verdict = judges.judge(images)
+    out = {p: rate(sum(v == getattr(look, p) for v, look in zip(verdict[p]["labels"], picked)) / n, n)
+           for p in PRIMITIVES}
+    out["look"] = rate(sum(v == look for v, look in zip(verdict["look"], picked)) / n, n)
+    out["content"] = rate(sum(v == c for v, c in zip(verdict["content"]["labels"], labels)) / n, n)
     return out
 
 

@@ -65,7 +65,7 @@ class MusePipeline:
                 raise CheckpointError(f"{folder / transformer} was trained with another {part} "
                                       f"(fingerprint {expected}) than {folder / f'{part}.safetensors'}; "
                                       f"retrain it, or use the {part} it was trained with")
-        return cls(tokenizer, ClipTextEncoder(clip), model, folder, folder / transformer)
+        return cls(tokenizer, ClipTextEncoder(clip, words=model.config.text_words), model, folder, folder / transformer)
 
     @property
     def clip(self) -> MiniClip:

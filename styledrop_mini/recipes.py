@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -89,8 +89,9 @@ def recipe_for(name: str, preset: str | None = None, **changes) -> Recipe:
 SAVE_DTYPES = {"fp32": None, "fp16": torch.float16, "bf16": torch.bfloat16}  # None: as trained (fp32)
 
 
-def build(name: str, preset: str = "cpu"):
-    """The fresh model and its loss function for a recipe name (and, for "base", a BASE_PRESETS name)."""
+def build(name: str, preset: str = "cpu", text_words: bool = False):
+    """The fresh model and its loss function for a recipe name (and, for "base", a BASE_PRESETS name;
+    `text_words`: the generator reads each prompt word's own embedding too, text_encoder.ClipTextEncoder)."""
     if name == "tokenizer":
         return VQTokenizer(), tokenizer_loss
     if name == "judges":
@@ -98,15 +99,29 @@ def build(name: str, preset: str = "cpu"):
     if name == "clip":
         return MiniClip(), clip_loss_fn()
     if name == "base":
-        text_encoder = ClipTextEncoder(MiniClip.load(CHECKPOINT_DIR / "clip.safetensors"))
+        text_encoder = ClipTextEncoder(MiniClip.load(CHECKPOINT_DIR / "clip.safetensors"), words=text_words)
         tokens = VQTokenizer.load(CHECKPOINT_DIR / "tokenizer.safetensors").config
         pooled_width = text_encoder([""]).pooled.shape[-1]  # the prompt vector that modulates every block
         config = TransformerConfig(text_width=text_encoder.width, grid=tokens.grid, patch=max(1, tokens.grid // 8),
                                    codebook_size=tokens.codebook_size, pooled_width=pooled_width,
                                    width=BASE_PRESETS[preset].width, layers=BASE_PRESETS[preset].layers,
-                                   heads=BASE_PRESETS[preset].heads)
+                                   heads=BASE_PRESETS[preset].heads, text_words=text_words)
         return MaskedTransformer(config), base_loss_fn(text_encoder, config.cond_dropout)
     raise ValueError(f"unknown model {name!r}; choose one of {', '.join(RECIPES)}")
+
+
+def warm_start(model: MaskedTransformer, path) -> None:
+    """Start `model` from a trained generator's weights (`train base --init-from FILE`): more training
+    for a bundled base, one session at a time, or the same base taught to read the prompt's words too
+    (its text_words may differ: the weights have the same shapes). Any other difference is refused."""
+    start = MaskedTransformer.load(path)
+    mine, theirs = asdict(model.config), asdict(start.config)
+    differ = [f"{key} {theirs[key]} (the recipe's: {mine[key]})" for key in mine
+              if key != "text_words" and mine[key] != theirs[key]]
+    if differ:
+        raise ValueError(f"{path} cannot start this run: its {', '.join(differ)}; pick the --preset it was "
+                         "trained with")
+    model.load_state_dict(start.state_dict())
 
 
 # Which bundled checkpoints were trained with which: replacing one makes those listed stale.
@@ -141,12 +156,21 @@ def invalidated_by(out) -> list[str]:
 
 def train(name: str, out=None, steps=None, batch_size=None, lr=None, bank_size=None, seed: int = 0,
           device: str = "cpu", run_dir=None, resume: bool = False, workers=None, command: str = "",
-          save_dtype=None, precision=None, attention=None, overwrite: bool = False, preset: str | None = None):
+          save_dtype=None, precision=None, attention=None, overwrite: bool = False, preset: str | None = None,
+          text_words: bool = False, init_from=None):
     """Train a recipe's model on the mini world (the measuring models on all of it, the base generator
     on its training looks: TRAINING_WORLDS) and save it to `out` (default: see `training_output`).
-    `preset` (base only) picks a size from BASE_PRESETS; "cpu" by default."""
+    `preset` (base only) picks a size from BASE_PRESETS; "cpu" by default. For the base only:
+    `text_words` (read each prompt word's own embedding too) and `init_from` (start from that
+    generator's weights, `warm_start`)."""
+    if name != "base" and (text_words or init_from):
+        raise ValueError(f"--text-words and --init-from are for the base generator, not {name!r}")
     recipe = recipe_for(name, preset, steps=steps, batch_size=batch_size, lr=lr, bank=bank_size)
     preset = (preset or "cpu") if name == "base" else None
+    if init_from:  # before minutes of rendering: the file exists and fits this preset
+        if not Path(init_from).is_file():
+            raise FileNotFoundError(f"--init-from {init_from}: no such checkpoint")
+        warm_start(build(name, preset, text_words)[0], init_from)
     if save_dtype is not None and save_dtype not in SAVE_DTYPES:
         raise ValueError(f"save_dtype must be one of {', '.join(SAVE_DTYPES)}, got {save_dtype!r}")
     dev = pick_device(device)
@@ -171,7 +195,9 @@ def train(name: str, out=None, steps=None, batch_size=None, lr=None, bank_size=N
     if made:
         bank = ImageBank.render(training_world(which, recipe.bank, seed), workers)
     render_seconds = time.perf_counter() - started
-    model, loss_fn = build(name, preset or "cpu")  # after rendering, whose loader draws a seed: as bundled
+    model, loss_fn = build(name, preset or "cpu", text_words)  # after rendering, whose loader draws a seed: as bundled
+    if init_from:
+        warm_start(model, init_from)
     if made and name in ("base", "judges"):
         tokenizer = VQTokenizer.load(tokenizer_file, dev)
         # The generator learns the tokenizer's tokens; the judges read renders and their reconstructions.
@@ -194,7 +220,7 @@ def train(name: str, out=None, steps=None, batch_size=None, lr=None, bank_size=N
             "wall_seconds": round(time.perf_counter() - started, 1), "render_seconds": round(render_seconds, 1),
             "train_seconds": round(train_seconds, 1), "steps": settings.steps, "batch_size": settings.batch_size,
             "lr": settings.lr, "precision": resolve_precision(settings.precision, dev), "attention": settings.attention,
-            "seed": seed, "preset": preset,
+            "seed": seed, "preset": preset, **({"init_from": fingerprint(init_from)} if init_from else {}),
             "images": len(bank), "parameters": n_params,
             "final": history[-1] if history else {}}
     if name in TRAINED_WITH:  # which bundled checkpoints its tokens, features or reconstructions came from

@@ -48,10 +48,19 @@ def _prompts(prompts) -> list[str]:
 
 
 class ClipTextEncoder(nn.Module):
-    """The frozen text tower of an open_clip CLIP (ours by default): features after the final norm."""
+    """The frozen text tower of an open_clip CLIP (ours by default): features after the final norm.
 
-    def __init__(self, clip):
+    `words=True` appends each prompt token's own input embedding (with its position, as the tower reads
+    it) after the tower's contextual features: (B, 2T, width). Why: a contrastive text tower keeps only
+    the words its image tower could tell apart. Ours barely tells "with no fill" from "with polka dots"
+    (pooled cosine 0.98; "on white" from "on a dark background": 0.75), so a generator that reads it
+    cannot learn fills or outlines from their words, and draws them as a blur of all of them. Muse reads
+    a language model's features (T5), which keep every word; a word's own embedding is our cheap stand-in.
+    Chapter 03 measures what each generator reads (`diagnostics.word_reading`)."""
+
+    def __init__(self, clip, words: bool = False):
         super().__init__()
+        self.words = words
         self.clip = clip.eval().requires_grad_(False)
         self.model = clip.model
         self.width = self.model.transformer.width
@@ -70,15 +79,19 @@ class ClipTextEncoder(nn.Module):
         prompts = _prompts(prompts)
         ids = self.clip.token_ids(prompts).to(self.model.token_embedding.weight.device)
         m = self.model
-        x = self.embed(ids) + m.positional_embedding
-        x = m.ln_final(m.transformer(x, attn_mask=m.attn_mask))
+        inputs = self.embed(ids) + m.positional_embedding
+        x = m.ln_final(m.transformer(inputs, attn_mask=m.attn_mask))
         # The CLIP text embedding, pooled and projected as open_clip's encode_text does, from the same pass
         # (calling encode_text would run the tower twice); tests assert it equals encode_text.
         pooled = text_global_pool(x, ids, m.text_pool_type, eos_token_id=getattr(m, "text_eos_id", None))
         projection = m.text_projection
         if projection is not None:
             pooled = projection(pooled) if isinstance(projection, nn.Linear) else pooled @ projection
-        return TextFeatures(x.float(), ids != 0, pooled.float())  # open_clip pads with id 0
+        mask = ids != 0  # open_clip pads with id 0
+        if self.words:  # normalised like the tower's outputs, so neither half drowns the other
+            x = torch.cat([x, nn.functional.layer_norm(inputs, inputs.shape[-1:])], 1)
+            mask = torch.cat([mask, mask], 1)
+        return TextFeatures(x.float(), mask, pooled.float())
 
 
 class HFTextEncoder(nn.Module):

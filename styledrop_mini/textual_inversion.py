@@ -44,8 +44,8 @@ class InvertedTextEncoder(ClipTextEncoder):
     """The bundled text tower with one learnt word: wherever the placeholder's token id occurs, its
     input embedding is `vector` (a parameter; every other weight stays frozen)."""
 
-    def __init__(self, clip, word: str = PLACEHOLDER, init_words: str = "style"):
-        super().__init__(clip)
+    def __init__(self, clip, word: str = PLACEHOLDER, init_words: str = "style", words: bool = False):
+        super().__init__(clip, words=words)
         ids = self.word_ids(word)
         if len(ids) != 1:
             raise ValueError(f"the placeholder {word!r} is {len(ids)} tokens for the mini CLIP's tokenizer; "
@@ -87,7 +87,7 @@ def invert(pipe, image: torch.Tensor, caption: str, settings: InversionSettings 
     """Learn the placeholder word from one image (3, H, W) and its caption, which must contain the
     placeholder ("a house in sks style"). Returns (the text encoder with the word, info: steps,
     seconds, final loss). Draw with it through `pipe.with_text_encoder(encoder)`."""
-    encoder = InvertedTextEncoder(pipe.text_encoder.clip, init_words=init_words)
+    encoder = InvertedTextEncoder(pipe.text_encoder.clip, init_words=init_words, words=getattr(pipe.text_encoder, "words", False))
     if encoder.word_id not in encoder.word_ids(caption):
         raise ValueError(f"the caption {caption!r} must contain the placeholder word {encoder.word!r}")
     tokens = pipe.tokenizer.encode(image[None].to(pipe.device)).flatten(1).cpu().short()

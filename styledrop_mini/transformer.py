@@ -63,6 +63,7 @@ class TransformerConfig:
     mlp_ratio: int = 4
     cond_dropout: float = 0.1  # share of training prompts replaced by the empty prompt
     pooled_width: int = 0  # width of the prompt's pooled embedding that modulates the norms (0: none)
+    text_words: bool = False  # the prompt features carry each word's own embedding too (ClipTextEncoder words)
 
     @property
     def mask_id(self) -> int:

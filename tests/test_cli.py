@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from styledrop_mini import cli, recipes, training
 from styledrop_mini.checkpoints import fingerprint
@@ -276,6 +277,33 @@ def test_the_tiny_base_preset_trains_on_the_bundled_tokens(tmp_path, capsys):
     assert model.config.grid == tokens.grid and model.config.codebook_size == tokens.codebook_size
     assert model.config.n_positions == 64 and model.info["preset"] == "tiny"
 
+
+
+def test_a_base_starts_from_another_of_its_preset_and_may_learn_to_read_words(tmp_path, monkeypatch, capsys):
+    from styledrop_mini.transformer import MaskedTransformer
+
+    first = tmp_path / "first.safetensors"
+    small = ["train", "base", "--preset", "tiny", "--steps", "2", "--bank-size", "16", "--batch-size", "4",
+             "--workers", "0"]
+    assert main([*small, "--out", str(first), "--run-dir", str(tmp_path / "a")]) == 0
+    words = MaskedTransformer(recipes.build("base", "tiny", text_words=True)[0].config)
+    recipes.warm_start(words, first)  # the same weights, now reading 2 x 24 prompt features
+    start = MaskedTransformer.load(first).state_dict()
+    assert words.config.text_words and all(torch.equal(v, start[k]) for k, v in words.state_dict().items())
+    with pytest.raises(ValueError, match=r"first.safetensors cannot start this run: its width 64 \(the recipe's: "
+                                         r"256\), layers 2 \(the recipe's: 4\), heads 2"):
+        recipes.warm_start(recipes.build("base", "cpu")[0], first)
+    monkeypatch.setattr(ImageBank, "render", lambda *a, **k: pytest.fail("rendered before checking --init-from"))
+    line = fails([*small, "--preset", "cpu", "--init-from", str(first), "--run-dir", str(tmp_path / "b")], capsys)
+    assert "cannot start this run" in line and "pick the --preset it was trained with" in line
+    assert "no such checkpoint" in fails([*small, "--init-from", str(tmp_path / "none.safetensors")], capsys)
+    assert "for the base generator, not 'judges'" in fails(["train", "judges", "--text-words"], capsys)
+    monkeypatch.undo()
+    second = tmp_path / "second.safetensors"
+    assert main([*small, "--text-words", "--init-from", str(first), "--out", str(second),
+                 "--run-dir", str(tmp_path / "c")]) == 0
+    model = MaskedTransformer.load(second)
+    assert model.config.text_words and model.info["init_from"] == fingerprint(first)
 
 
 def test_a_base_run_folder_keeps_its_token_bank_for_resumes_and_new_runs(tmp_path, monkeypatch, capsys):

@@ -5,6 +5,7 @@ from styledrop_mini import world
 from styledrop_mini.clip import ClipConfig, MiniClip, attribute_prompt, content_prompt, style_prompt, training_caption
 from styledrop_mini.datasets import MiniWorld
 from styledrop_mini.settings import CHECKPOINT_DIR
+from styledrop_mini.text_encoder import ClipTextEncoder
 
 TINY = ClipConfig(resnet_width=8, text_width=32, text_layers=1,
                   text_heads=2, embed_dim=16)
@@ -124,3 +125,19 @@ def test_a_prompt_longer_than_the_context_is_said_once(bundled):
         encoder([long + " again"])
         short = encoder(["a red star in flat style"])
     assert cut.mask.sum() == 24 and short.mask.sum() < 24
+
+
+def test_the_text_tower_hardly_tells_fills_apart_and_the_words_own_embeddings_do(bundled):
+    """Why the generator may read each word's own embedding (ClipTextEncoder words=True): at the
+    positions where "with no fill" and "with polka dots" differ, the tower's features are near copies."""
+    clip = MiniClip.load(CHECKPOINT_DIR / "clip.safetensors")
+    plain, words = ClipTextEncoder(clip), ClipTextEncoder(clip, words=True)
+    prompts = ["a red star on white with no fill", "a red star on white with polka dots"]
+    a, b = plain(prompts), words(prompts)
+    assert b.tokens.shape == (2, 48, 128) and torch.equal(b.tokens[:, :24], a.tokens)
+    assert torch.equal(b.mask, torch.cat([a.mask, a.mask], 1)) and torch.equal(b.pooled, a.pooled)
+    ids = clip.token_ids(prompts)
+    differ = (ids[0] != ids[1]).nonzero().flatten()
+    tower = torch.nn.functional.cosine_similarity(a.tokens[0, differ], a.tokens[1, differ], dim=-1)
+    own = torch.nn.functional.cosine_similarity(b.tokens[0, 24 + differ], b.tokens[1, 24 + differ], dim=-1)
+    assert tower.min() > 0.85 and own.max() < 0.5, (tower, own)

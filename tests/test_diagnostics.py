@@ -74,3 +74,17 @@ def test_the_table_refuses_a_seen_style_before_any_work(capsys):
 
     assert main(["evaluate", "table", "--quick", "--styles", "neon", "flat"]) == 2
     assert "table measures held-out styles" in capsys.readouterr().err
+
+
+def test_word_reading_sees_the_background_words_the_bundled_base_reads(models):
+    pipe, judges, _ = models
+    reading = diagnostics.word_reading(pipe, n=32)
+    assert set(reading) == set(world.PRIMITIVES)
+    for numbers in reading.values():
+        assert numbers["gain"] == pytest.approx(numbers["none"] - numbers["right"], abs=1e-3)
+        assert numbers["contrast"] == pytest.approx(numbers["wrong"] - numbers["right"], abs=1e-3)
+    # Saying the wrong background costs it dearly; the fill words it hardly reads (chapter 03).
+    assert reading["background"]["contrast"] > 0.2 > abs(reading["fill"]["contrast"])
+    control = diagnostics.attribute_control(pipe, judges, n=4)
+    assert set(control) == set(world.PRIMITIVES) | {"look", "content"}
+    assert all(r["n"] == 4 and 0 <= r["rate"] <= 1 for r in control.values())
