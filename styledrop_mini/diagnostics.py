@@ -147,11 +147,13 @@ def _masked_nll(pipe, tokens: torch.Tensor, prompt_list: list[str], mask: torch.
     return float(F.cross_entropy(logits[mask].float(), tokens[mask]))
 
 
-def word_reading(pipe, n: int = 96, seed: int = DIAGNOSTIC_SEED) -> dict:
+def word_reading(pipe, n: int = 96, seed: int = DIAGNOSTIC_SEED, mask_ratio: float | None = None) -> dict:
     """Per primitive, on `n` true renders of seen looks where it is not plain: the masked-token loss
     (nats per token, the same masks throughout) with the right phrase, with another value's phrase,
     and with none ("a red star"). gain = none - right (what stating it helps), contrast = wrong - right
-    (what a wrong statement hurts); near 0: the generator does not read these words."""
+    (what a wrong statement hurts); near 0: the generator does not read these words. Masks follow the
+    training schedule, or hide `mask_ratio` of the tokens (1.0: all, where sampling starts and the
+    prompt is all there is to go on)."""
     rng = np.random.default_rng(seed)
     looks, contents, colours = world.training_looks(), list(world.CONTENTS), list(world.COLOURS)
     out = {}
@@ -171,7 +173,13 @@ def word_reading(pipe, n: int = 96, seed: int = DIAGNOSTIC_SEED) -> dict:
             right.append(f"{subject} {world.PHRASES[primitive][value]}")
             wrong.append(f"{subject} {world.PHRASES[primitive][other]}")
         tokens = pipe.tokenizer.encode(torch.stack(images).to(pipe.device)).flatten(1).long()
-        mask = random_mask(n, tokens.shape[1], generator=torch.Generator().manual_seed(seed), device="cpu").to(pipe.device)
+        generator = torch.Generator().manual_seed(seed)
+        if mask_ratio is None:
+            mask = random_mask(n, tokens.shape[1], generator=generator)
+        else:  # the same share hidden in every image, at random places
+            ranks = torch.rand(n, tokens.shape[1], generator=generator).argsort(-1).argsort(-1)
+            mask = ranks < max(1, round(mask_ratio * tokens.shape[1]))
+        mask = mask.to(pipe.device)
         nll = {name: _masked_nll(pipe, tokens, texts, mask) for name, texts in
                (("right", right), ("wrong", wrong), ("none", none))}
         out[primitive] = {**{k: round(v, 4) for k, v in nll.items()}, "gain": round(nll["none"] - nll["right"], 4),
