@@ -329,7 +329,8 @@ def _add_train(sub, command) -> None:
     train.add_argument("--text-words", action="store_true",
                        help="base: read each prompt word's own embedding beside the text tower's features")
     train.add_argument("--init-from", metavar="FILE",
-                       help="base: start from this generator's weights (same preset), e.g. to train the bundled one longer")
+                       help="base: start from this generator's weights (same preset), e.g. to train the bundled one "
+                            "longer (default: a fresh initialisation)")
     train.add_argument("--save-dtype", choices=["fp32", "fp16", "bf16"], default="fp16",
                        help="precision of the saved weights (fp16 halves the bundle)")
     train.set_defaults(func=cmd_train)
