@@ -17,8 +17,8 @@ and, once for the base model:
   seen_quality  content, colour and style accuracy on the styles it was trained on.
   word_reading  whether it reads each primitive's words at all: the masked-token loss on true renders
                 with the right phrase ("with polka dots"), a wrong one ("with no fill") and none. A
-                generator that gains nothing from a primitive's words draws that primitive at random,
-                and no adapter can steer it from a prior it never formed.
+                generator that gains nothing from a primitive's words cannot be asked for that
+                primitive: attribute_control shows what it draws instead.
   attribute_control  the seen looks drawn from captions that name every primitive: each primitive
                 judged right, and the whole look.
 and, for a picture drawn outside the world (any PNG, `outside_reference`):

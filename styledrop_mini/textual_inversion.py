@@ -87,7 +87,8 @@ def invert(pipe, image: torch.Tensor, caption: str, settings: InversionSettings 
     """Learn the placeholder word from one image (3, H, W) and its caption, which must contain the
     placeholder ("a house in sks style"). Returns (the text encoder with the word, info: steps,
     seconds, final loss). Draw with it through `pipe.with_text_encoder(encoder)`."""
-    encoder = InvertedTextEncoder(pipe.text_encoder.clip, init_words=init_words, words=getattr(pipe.text_encoder, "words", False))
+    encoder = InvertedTextEncoder(pipe.text_encoder.clip, init_words=init_words,
+                                  words=getattr(pipe.text_encoder, "words", False))
     if encoder.word_id not in encoder.word_ids(caption):
         raise ValueError(f"the caption {caption!r} must contain the placeholder word {encoder.word!r}")
     tokens = pipe.tokenizer.encode(image[None].to(pipe.device)).flatten(1).cpu().short()
