@@ -210,6 +210,7 @@ def train(name: str, out=None, steps=None, batch_size=None, lr=None, bank_size=N
     settings = TrainSettings(steps=recipe.steps, batch_size=recipe.batch_size, lr=recipe.lr, seed=seed,
                              warmup=min(recipe.warmup, recipe.steps // 5 + 1), weight_decay=recipe.weight_decay,
                              save_every=min(500, max(100, recipe.steps // 10)),  # little CPU work lost to a kill
+                             save_minutes=10,  # nor to a kill in a long CPU run (batch 512: ~6 s a step)
                              precision=precision or recipe.precision, attention=attention or recipe.attention,
                              extra={"model": name, "bank": recipe.bank, "world": which, "preset": preset})
     fit_started = time.perf_counter()

@@ -14,6 +14,7 @@ import json
 import math
 import signal
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -87,6 +88,7 @@ class TrainSettings:
     weight_decay: float = 0.0
     grad_clip: float = 1.0
     save_every: int = 1000
+    save_minutes: float | None = None  # also save when this much wall time passed since the last save
     log_every: int = 50
     precision: str = "auto"  # "auto" | "bf16" | "fp32": see devices.py for the rule
     attention: str = "auto"  # see `attention_kernel`
@@ -124,11 +126,13 @@ class TrainingInterrupted(KeyboardInterrupt):
 
 @contextlib.contextmanager
 def stop_requests():
-    """While training, the first Ctrl-C (SIGINT) asks the loop to stop after the step it is in, so the
-    saved state is a whole step; a second Ctrl-C stops at once. Yields a dict whose "stop" turns True."""
+    """While training, the first Ctrl-C (SIGINT) or `kill` (SIGTERM, as when a session's machine shuts
+    down) asks the loop to stop after the step it is in, so the saved state is a whole step; a second
+    one stops at once. Yields a dict whose "stop" turns True."""
     request = {"stop": False}
-    previous = signal.getsignal(signal.SIGINT)
-    if threading.current_thread() is not threading.main_thread() or previous is None:
+    signals = (signal.SIGINT, signal.SIGTERM)
+    previous = {number: signal.getsignal(number) for number in signals}
+    if threading.current_thread() is not threading.main_thread() or None in previous.values():
         yield request  # signals reach the main thread only; elsewhere Ctrl-C behaves as usual
         return
 
@@ -137,11 +141,13 @@ def stop_requests():
             raise KeyboardInterrupt
         request["stop"] = True
 
-    signal.signal(signal.SIGINT, on_interrupt)
+    for number in signals:
+        signal.signal(number, on_interrupt)
     try:
         yield request
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for number, handler in previous.items():
+            signal.signal(number, handler)
 
 
 def fit(model, loss_fn, bank, settings: TrainSettings, device: torch.device,
@@ -161,7 +167,7 @@ def fit(model, loss_fn, bank, settings: TrainSettings, device: torch.device,
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=settings.lr, weight_decay=settings.weight_decay, betas=(0.9, 0.95))
     state_path = Path(run_dir) / "state.safetensors" if run_dir else None
-    resume_config = {k: v for k, v in settings.__dict__.items() if k not in ("save_every", "log_every")}
+    resume_config = {k: v for k, v in settings.__dict__.items() if k not in ("save_every", "save_minutes", "log_every")}
     start, history = 0, []
     if resume:
         if state_path is None or not state_path.exists():
@@ -169,7 +175,7 @@ def fit(model, loss_fn, bank, settings: TrainSettings, device: torch.device,
         start, history = load_train_state(state_path, model, optimizer, resume_config)
         print(f"resumed from {state_path} at step {start}")
     bar = tqdm(range(start, settings.steps), desc=desc, initial=start, total=settings.steps)
-    running = {}
+    running, last_save = {}, time.monotonic()
     with stop_requests() as request:
         for step in bar:
             torch.manual_seed(settings.seed * 1_000_003 + step)  # dropout, noise, restarts: a function of the step
@@ -193,8 +199,10 @@ def fit(model, loss_fn, bank, settings: TrainSettings, device: torch.device,
                 running = {}
                 bar.set_postfix({k: f"{v:.4g}" for k, v in entry.items() if k != "step"})
             last = step + 1 == settings.steps or step + 1 == stop_at
-            if state_path and ((step + 1) % settings.save_every == 0 or last or request["stop"]):
+            overdue = settings.save_minutes is not None and time.monotonic() - last_save > 60 * settings.save_minutes
+            if state_path and ((step + 1) % settings.save_every == 0 or last or request["stop"] or overdue):
                 save_train_state(state_path, model, optimizer, step + 1, history, resume_config)
+                last_save = time.monotonic()
             if last:
                 break
             if request["stop"]:  # Ctrl-C: stopped between two steps, with a whole step's state on disk

@@ -1,4 +1,6 @@
 import json
+import os
+import signal
 
 import pytest
 import torch
@@ -7,6 +9,7 @@ from styledrop_mini.checkpoints import CheckpointError, read_checkpoint, save_ch
 from styledrop_mini.judges import Judges, JudgesConfig
 from styledrop_mini.tokenizer import TokenizerConfig, VQTokenizer
 from styledrop_mini.datasets import ImageBank
+from styledrop_mini import training
 from styledrop_mini.training import TrainSettings, fit
 from styledrop_mini.datasets import MiniWorld
 
@@ -93,6 +96,43 @@ def test_resume_continues_exactly(tmp_path):
     straight = _train(tmp_path / "a", 4)
     _train(tmp_path / "b", 2)
     resumed = _train(tmp_path / "b", 4, resume=True)
+    for (name, p), q in zip(straight.state_dict().items(), resumed.state_dict().values()):
+        assert torch.allclose(p.float(), q.float(), atol=1e-6), name
+
+
+def test_a_long_run_also_saves_by_the_clock(tmp_path, monkeypatch):
+    """save_minutes: a run whose save_every is far away still saves once that much time has passed
+    (here 0 minutes: after every step), so a killed CPU run loses minutes, not hours."""
+    saved = []
+    monkeypatch.setattr(training, "save_train_state", lambda path, model, opt, step, *rest: saved.append(step))
+    bank = ImageBank.render(MiniWorld(n=16, styles="all"), workers=0)
+    from styledrop_mini.judges import judges_loss
+
+    for minutes, expected in ((None, [3]), (0, [1, 2, 3])):
+        saved.clear()
+        settings = TrainSettings(steps=3, batch_size=4, lr=1e-3, warmup=1, save_every=10**9, save_minutes=minutes,
+                                 precision="fp32")
+        fit(Judges(JudgesConfig(channels=(8, 8, 8, 8), hidden=16)), judges_loss, bank, settings,
+            torch.device("cpu"), run_dir=tmp_path)
+        assert saved == expected, minutes
+
+
+def test_kill_stops_after_the_step_and_saves_like_ctrl_c(tmp_path, monkeypatch):
+    """SIGTERM (what `kill` and a machine shutting down send) saves a whole step's state and says so."""
+    original, calls = training.warmup_cosine, {"n": 0}
+
+    def schedule(step, settings):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return original(step, settings)
+
+    monkeypatch.setattr(training, "warmup_cosine", schedule)
+    with pytest.raises(training.TrainingInterrupted, match="after step 2 of 4; state saved"):
+        _train(tmp_path / "killed", 4)
+    monkeypatch.undo()
+    resumed = _train(tmp_path / "killed", 4, resume=True)
+    straight = _train(tmp_path / "straight", 4)
     for (name, p), q in zip(straight.state_dict().items(), resumed.state_dict().values()):
         assert torch.allclose(p.float(), q.float(), atol=1e-6), name
 
