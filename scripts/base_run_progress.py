@@ -1,5 +1,5 @@
 """How far along is a base-model run? Build the generator from a run's last saved state (it is saved
-every tenth of the run) and measure fresh seen-style prompts with the bundled judges, while the run
+every tenth of the run, at most 500 steps, and every 10 minutes) and measure fresh seen-style prompts with the bundled judges, while the run
 goes on. Nothing in data/checkpoints changes.
 
     python scripts/base_run_progress.py runs/base            # the run dir given to `train base --run-dir`
@@ -25,7 +25,7 @@ def model_from_run(run_dir: Path):
     """The base transformer at the run's last saved step, and that step."""
     tensors, config, info = read_checkpoint(run_dir / "state.safetensors", "train_state")
     preset = config.get("extra", {}).get("preset") or "cpu"
-    model, _ = build("base", preset)
+    model, _ = build("base", preset, text_words=config.get("extra", {}).get("text_words", False))
     model.load_state_dict({k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")})
     return model, info["step"], config["steps"], preset
 

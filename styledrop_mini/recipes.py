@@ -212,7 +212,8 @@ def train(name: str, out=None, steps=None, batch_size=None, lr=None, bank_size=N
                              save_every=min(500, max(100, recipe.steps // 10)),  # little CPU work lost to a kill
                              save_minutes=10,  # nor to a kill in a long CPU run (batch 512: ~6 s a step)
                              precision=precision or recipe.precision, attention=attention or recipe.attention,
-                             extra={"model": name, "bank": recipe.bank, "world": which, "preset": preset})
+                             extra={"model": name, "bank": recipe.bank, "world": which, "preset": preset,
+                                    **({"text_words": True} if text_words else {})})  # resume must read prompts alike
     fit_started = time.perf_counter()
     history = fit(model, loss_fn, bank, settings, dev, run_dir=run_dir, resume=resume, desc=f"train {name}")
     train_seconds = time.perf_counter() - fit_started

@@ -64,10 +64,24 @@ def save_train_state(path, model, optimizer, step: int, history: list, config: d
                     {"step": step, "optimizer": optim_scalars, "history": history})
 
 
+def _changed_settings(now: dict, then: dict, prefix: str = "") -> list[str]:
+    """The names of the settings that differ, nested ones dotted: ["lr", "extra.text_words"]."""
+    names = []
+    for key in sorted(set(now) | set(then)):
+        a, b = now.get(key), then.get(key)
+        if a == b:
+            continue
+        if isinstance(a, dict) and isinstance(b, dict):
+            names += _changed_settings(a, b, f"{prefix}{key}.")
+        else:
+            names.append(prefix + key)
+    return names
+
+
 def load_train_state(path, model, optimizer, config: dict) -> tuple[int, list]:
     tensors, saved_config, info = read_checkpoint(path, "train_state")
     if saved_config != config:
-        changed = sorted(k for k in set(config) | set(saved_config) if config.get(k) != saved_config.get(k))
+        changed = _changed_settings(config, saved_config)
         raise CheckpointError(f"{path}: was saved with other settings ({', '.join(changed)}); "
                               "resume with the same settings or start a new run folder")
     model.load_state_dict({k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")})

@@ -304,6 +304,9 @@ def test_a_base_starts_from_another_of_its_preset_and_may_learn_to_read_words(tm
                  "--run-dir", str(tmp_path / "c")]) == 0
     model = MaskedTransformer.load(second)
     assert model.config.text_words and model.info["init_from"] == fingerprint(first)
+    # A run that reads words must be resumed reading words: without the flag its prompts would change silently.
+    line = fails([*small, "--resume", "--run-dir", str(tmp_path / "c"), "--out", str(tmp_path / "third")], capsys)
+    assert "was saved with other settings (extra.text_words)" in line
 
 
 def test_a_base_run_folder_keeps_its_token_bank_for_resumes_and_new_runs(tmp_path, monkeypatch, capsys):
