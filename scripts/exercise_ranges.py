@@ -1,5 +1,6 @@
 """The expected ranges quoted by the open exercises that depend only on the bundled tokenizer and CLIP
-(notebook 01 Exercise 4, notebook 02 Exercise 3), measured the way a student would, on fresh renders.
+(notebook 01 Exercise 4, notebook 02 Exercise 3, the text half of notebook 03 Exercise 3), measured
+the way a student would, on fresh renders.
 
     python scripts/exercise_ranges.py            # about 2 minutes on 2 CPU cores
     -> benchmarks/results/exercise_ranges.json
@@ -10,7 +11,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from styledrop_mini import metrics
+from styledrop_mini import metrics, world
 from styledrop_mini.clip import MiniClip, attribute_prompt
 from styledrop_mini.settings import CHECKPOINT_DIR
 from styledrop_mini.styles import PRIMITIVES
@@ -89,13 +90,24 @@ def clip_blind_spot(clip, n_train: int = 600, n_test: int = 300, steps: int = 50
             "text_cosines": cosines}
 
 
+def nearest_seen_names(clip) -> dict:
+    """03 Exercise 3, text half: per held-out style, the cosine of "a red star in {its name} style"
+    to the same prompt in each seen style, nearest first."""
+    out = {}
+    for held in world.HELD_OUT_STYLES:
+        e = clip.text_embeddings([world.caption("star", "red", held)] + [world.caption("star", "red", s) for s in world.SEEN_STYLES])
+        cosines = {s: round(float(c), 3) for s, c in zip(world.SEEN_STYLES, e[1:] @ e[0])}
+        out[held] = dict(sorted(cosines.items(), key=lambda kv: -kv[1]))
+    return out
+
+
 def main():
     torch.manual_seed(0)
     tokenizer = VQTokenizer.load(CHECKPOINT_DIR / "tokenizer.safetensors")
     clip = MiniClip.load(CHECKPOINT_DIR / "clip.safetensors")
     report = {"command": "python scripts/exercise_ranges.py",
               "01_exercise_4": {"shifts": token_shifts(tokenizer), "psnr_lost_to_2px_by_value": shift_loss_by_value(tokenizer)},
-              "02_exercise_3": clip_blind_spot(clip)}
+              "02_exercise_3": clip_blind_spot(clip), "03_exercise_3_text": nearest_seen_names(clip)}
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "exercise_ranges.json").write_text(json.dumps(report, indent=1) + "\n")
     print(json.dumps(report, indent=1))
