@@ -15,14 +15,10 @@ from styledrop_mini import metrics, world
 from styledrop_mini.clip import MiniClip, attribute_prompt
 from styledrop_mini.settings import CHECKPOINT_DIR
 from styledrop_mini.styles import PRIMITIVES
-from styledrop_mini.tokenizer import VQTokenizer
+from styledrop_mini.tokenizer import VQTokenizer, psnr
 
 RESULTS = Path(__file__).resolve().parent.parent / "benchmarks" / "results"
 SHIFTS = (0, 1, 2, 4, 8)  # pixels; a token is 4 x 4 pixels
-
-
-def psnr(a, b):
-    return 10 * torch.log10(1 / ((a - b) ** 2).flatten(1).mean(1))
 
 
 def token_shifts(tokenizer, seeds=(3, 4), n: int = 64) -> dict:

@@ -83,7 +83,7 @@ def test_word_reading_sees_the_background_words_the_bundled_base_reads(models):
     for numbers in reading.values():
         assert numbers["gain"] == pytest.approx(numbers["none"] - numbers["right"], abs=1e-3)
         assert numbers["contrast"] == pytest.approx(numbers["wrong"] - numbers["right"], abs=1e-3)
-    # Saying the wrong background costs it dearly; the fill words it hardly reads (chapter 03).
+    # Saying the wrong background costs it dearly; the fill words it hardly reads (data/checkpoints/README.md).
     assert reading["background"]["contrast"] > 0.2 > abs(reading["fill"]["contrast"])
     hidden = diagnostics.word_reading(pipe, n=8, mask_ratio=1.0)  # the prompt is all there is: it matters more
     assert hidden["background"]["contrast"] > 4 * reading["background"]["contrast"]
