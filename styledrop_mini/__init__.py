@@ -19,6 +19,7 @@ only modules above it in the import tree (tests/test_imports.py):
   09 evaluation     `paper_table` (the paper's Table 2: every method, CLIP beside the truth),
                     `textual_inversion` (one learnt word: a baseline)
   10 editing        `styleclip` (text-guided edits of an image: StyleCLIP, and re-masking)
+  11 tuning-free     `instantstyle` (an image-prompt adapter, and InstantStyle on it)
   measuring runs    `diagnostics` (can the base learn a held-out style?), `evaluation` (`evaluate`)
   the command       `cli` (`styledrop-mini`; parses and prints only)
 """

@@ -19,12 +19,12 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from . import (__version__, adapters, assignments, demo, dreambooth, evaluation, feedback, metrics, paper_table, prompts,
-               recipes, world)
+from . import (__version__, adapters, assignments, demo, dreambooth, evaluation, feedback, instantstyle, metrics,
+               paper_table, prompts, recipes, world)
 from .datasets import MiniWorld, StyleReference, export_image_folder
 from .devices import describe, pick_device
 from .files import check_output, save_or_rescue
-from .images import prompt_grid
+from .images import load_image, pil_to_tensor, prompt_grid
 from .pipeline import MusePipeline, check_prompts
 from .sampling import LAMBDA_RANGE, AdapterGuidance, SamplerSettings
 
@@ -216,6 +216,8 @@ def cmd_dreambooth(args) -> int:
 
 
 def cmd_generate(args) -> int:
+    if args.style_image:
+        return _generate_from_style_image(args)
     if args.guidance_scale is not None and args.adapter:
         raise ValueError("--guidance-scale is the base model's classifier-free scale; with --adapter, "
                          "--lambda-a and --lambda-b guide the sampling (paper Eq. 4)")
@@ -235,6 +237,29 @@ def cmd_generate(args) -> int:
     out = save_or_rescue(prompt_grid(images, drawn, tile=64 * args.scale).save, out, "grid")
     print(f"wrote {len(images)} image{'s' * (len(images) > 1)} ({len(drawn)} prompt{'s' * (len(drawn) > 1)} x "
           f"{args.n}) to {out.resolve()} in {time.perf_counter() - start:.1f} s")
+    return 0
+
+
+def _generate_from_style_image(args) -> int:
+    """`generate --style-image`: InstantStyle, the style read from a picture with no tuning."""
+    if args.adapter or args.content_adapter:
+        raise ValueError("--style-image draws with no tuned adapter: leave out --adapter and --content-adapter")
+    settings = instantstyle.InstantStyleSettings(
+        scale=args.image_scale, subtract=args.subtract, blocks=instantstyle.parse_blocks(args.style_blocks),
+        guidance_scale=args.guidance_scale or instantstyle.InstantStyleSettings.guidance_scale).check()
+    prompt_list = check_prompts(args.prompt)
+    adapter_file = args.image_adapter or instantstyle.DEFAULT_FILE
+    instantstyle.check_request(settings, adapter_file)
+    reference = pil_to_tensor(load_image(args.style_image, 64))
+    out = check_output(args.out, "image")
+    pipe = MusePipeline.load(args.checkpoints, pick_device(args.device))
+    start = time.perf_counter()
+    images, drawn = instantstyle.draw(pipe, prompt_list, reference, args.n, args.seed, settings,
+                                      args.image_content or "", adapter_file)
+    out = save_or_rescue(prompt_grid(images, drawn, tile=64 * args.scale).save, out, "grid")
+    print(f"wrote {len(images)} image{'s' * (len(images) > 1)} in the style of {args.style_image} (no tuning; "
+          f"image scale {settings.scale}, content subtracted x{settings.subtract}, blocks "
+          f"{args.style_blocks or 'all'}) to {out.resolve()} in {time.perf_counter() - start:.1f} s")
     return 0
 
 
@@ -357,6 +382,20 @@ def _add_generate(sub, command) -> None:
                                                      "mixed with --adapter at every decoding step (default: none)")
     generate.add_argument("--gamma", type=number(float, 0, 1), default=0.6,
                           help="mixing weight of the content adapter: 0 = style only, 1 = content only")
+    style = generate.add_argument_group("tuning-free style from a picture (InstantStyle, chapter 11)")
+    style.add_argument("--style-image", metavar="PNG", help="draw in the style of this picture, with no tuning")
+    style.add_argument("--image-content", metavar="TEXT",
+                       help='what the style image shows, e.g. "a yellow house", subtracted from its embedding '
+                            "(default: the mini CLIP proposes it)")
+    style.add_argument("--subtract", type=number(float, 0, 10), default=instantstyle.InstantStyleSettings.subtract,
+                       help="weight of the content subtraction (0: IP-Adapter alone)")
+    style.add_argument("--image-scale", type=number(float, 0, 10), default=instantstyle.InstantStyleSettings.scale,
+                       help="strength of the image branch (IP-Adapter's scale)")
+    style.add_argument("--style-blocks", metavar="I,J",
+                       help="inject the picture only in these generator blocks, counted from 0 (default: "
+                            f"{instantstyle.describe_blocks(instantstyle.InstantStyleSettings.blocks)})")
+    style.add_argument("--image-adapter", metavar="FILE",
+                       help="the image-prompt adapter (default: the bundled one, `train image_prompt` makes it)")
     generate.set_defaults(func=cmd_generate)
 
 

@@ -17,6 +17,7 @@ from .checkpoints import fingerprint
 from .clip import MiniClip, clip_loss_fn
 from .datasets import ImageBank, TokenBank, training_world
 from .devices import describe, pick_device, resolve_precision
+from .instantstyle import EmbeddedTokenBank, attach, fresh_adapter, image_prompt_loss_fn
 from .files import check_output, checkpoint_file, save_or_rescue
 from .judges import Judges, judges_loss
 from .settings import CHECKPOINT_DIR
@@ -47,6 +48,10 @@ RECIPES = {
     # The generator never sees the held-out looks: they are what StyleDrop must learn (TRAINING_WORLDS).
     "base": Recipe(steps=3000, batch_size=128, lr=1.4e-3, warmup=200, weight_decay=0.05, bank=30000, world="seen",
                    attention="math"),
+    # InstantStyle's image-prompt adapter (instantstyle.py): trained once with the bundled base frozen,
+    # on the looks the base saw, so the held-out styles stay new to both.
+    "image_prompt": Recipe(steps=1500, batch_size=64, lr=1e-3, warmup=100, weight_decay=0.0, bank=20000,
+                           world="seen", attention="math"),
 }
 
 
@@ -107,6 +112,11 @@ def build(name: str, preset: str = "cpu", text_words: bool = False):
                                    width=BASE_PRESETS[preset].width, layers=BASE_PRESETS[preset].layers,
                                    heads=BASE_PRESETS[preset].heads, text_words=text_words)
         return MaskedTransformer(config), base_loss_fn(text_encoder, config.cond_dropout)
+    if name == "image_prompt":  # the bundled base, frozen, with a fresh adapter reading the bundled CLIP's images
+        model = MaskedTransformer.load(CHECKPOINT_DIR / "base.safetensors")
+        clip = MiniClip.load(CHECKPOINT_DIR / "clip.safetensors")
+        attach(model, fresh_adapter(model, clip.config.embed_dim))
+        return model, image_prompt_loss_fn(ClipTextEncoder(clip, words=model.config.text_words))
     raise ValueError(f"unknown model {name!r}; choose one of {', '.join(RECIPES)}")
 
 
@@ -125,7 +135,8 @@ def warm_start(model: MaskedTransformer, path) -> None:
 
 
 # Which bundled checkpoints were trained with which: replacing one makes those listed stale.
-TRAINED_WITH = {"base": ("tokenizer", "clip"), "judges": ("tokenizer",), "subject_judge": ("tokenizer",)}
+TRAINED_WITH = {"base": ("tokenizer", "clip"), "judges": ("tokenizer",), "subject_judge": ("tokenizer",),
+                "image_prompt": ("base", "clip")}
 
 
 def training_output(name: str, out=None, overwrite: bool = False, run_dir=None) -> Path:
@@ -198,13 +209,17 @@ def train(name: str, out=None, steps=None, batch_size=None, lr=None, bank_size=N
     model, loss_fn = build(name, preset or "cpu", text_words)  # after rendering, whose loader draws a seed: as bundled
     if init_from:
         warm_start(model, init_from)
-    if made and name in ("base", "judges"):
+    if made and name in ("base", "judges", "image_prompt"):
         tokenizer = VQTokenizer.load(tokenizer_file, dev)
-        # The generator learns the tokenizer's tokens; the judges read renders and their reconstructions.
-        bank = TokenBank.encode(bank, tokenizer) if name == "base" else bank.with_reconstructions(tokenizer)
+        # The generator learns the tokenizer's tokens; the judges read renders and their reconstructions;
+        # the image-prompt adapter learns tokens from the renders' CLIP embeddings.
+        if name == "image_prompt":
+            bank = EmbeddedTokenBank.encode(bank, tokenizer, MiniClip.load(CHECKPOINT_DIR / "clip.safetensors", dev))
+        else:
+            bank = TokenBank.encode(bank, tokenizer) if name == "base" else bank.with_reconstructions(tokenizer)
     if made and kept:
         bank.save(kept, source)
-    n_params = sum(p.numel() for p in model.parameters())
+    n_params = sum(p.numel() for p in model.parameters() if p.requires_grad)
     print(f"{name}: {n_params / 1e6:.2f} M parameters, {len(bank)} training images "
           f"({'rendered' if made else 'kept from the run folder'}, {render_seconds:.0f} s), {recipe.steps} steps of {recipe.batch_size} on {dev}")
     settings = TrainSettings(steps=recipe.steps, batch_size=recipe.batch_size, lr=recipe.lr, seed=seed,
@@ -229,6 +244,7 @@ def train(name: str, out=None, steps=None, batch_size=None, lr=None, bank_size=N
         info.update({f"{part}_fingerprint": fingerprint(CHECKPOINT_DIR / f"{part}.safetensors")
                      for part in TRAINED_WITH[name]})
     dtype = SAVE_DTYPES[save_dtype or "fp32"]
-    out = save_or_rescue(lambda path: model.to("cpu").save(path, info=info, dtype=dtype), out, "trained model")
+    saved = model.image_prompt if name == "image_prompt" else model  # the adapter alone, not the frozen base
+    out = save_or_rescue(lambda path: saved.to("cpu").save(path, info=info, dtype=dtype), out, "trained model")
     print(f"wrote {out} ({Path(out).stat().st_size / 2**20:.1f} MB) after {info['wall_seconds']:.0f} s")
     return model, history

@@ -15,6 +15,7 @@ from styledrop_mini import cli, recipes, training
 from styledrop_mini.checkpoints import fingerprint
 from styledrop_mini.cli import main
 from styledrop_mini.datasets import ImageBank
+from styledrop_mini.instantstyle import ImagePromptAdapter, ImagePromptConfig
 from styledrop_mini.settings import CHECKPOINT_DIR, DATA_DIR, STYLES_DIR
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -156,6 +157,7 @@ def test_bad_files_are_named_before_any_model_loads(tmp_path, capsys, monkeypatc
     monkeypatch.chdir(tmp_path.parent)  # relative outputs ("-o s") land beside tmp_path, never in the repository
     (tmp_path / "a_file").write_text("x")
     (tmp_path / "style.safetensors").write_bytes(b"truncated")
+    ImagePromptAdapter(ImagePromptConfig(text_width=8, width=16, layers=4)).save(tmp_path / "ip.safetensors")
     cases = [
         (["generate", "a star", "-o", str(tmp_path)], "is a folder; name a file inside it"),
         (["generate", "a star", "-o", str(tmp_path / "grid.txt")], "grid.txt has no image extension"),
@@ -165,6 +167,14 @@ def test_bad_files_are_named_before_any_model_loads(tmp_path, capsys, monkeypatc
         (["generate", "a star", "--adapter", str(tmp_path / "nope")], "no such checkpoint file (nor nope.safetensors)"),
         (["generate", "a star", "--adapter", str(tmp_path / "style")], "not a readable safetensors file"),
         (["generate", "a star", "--content-adapter", "x"], "--content-adapter mixes with a style adapter"),
+        (["generate", "a star", "--style-image", ref, "--adapter", "x"], "--style-image draws with no tuned adapter"),
+        (["generate", "a star", "--style-image", str(tmp_path / "a_file"), "--image-adapter", str(tmp_path / "ip")],
+         "a_file: not a readable image"),
+        (["generate", "a star", "--style-image", ref, "--style-blocks", "2;3"], "block numbers separated by commas"),
+        (["generate", "a star", "--style-image", ref, "--image-adapter", str(tmp_path / "style")],
+         "not a readable safetensors file"),
+        (["generate", "a star", "--style-image", ref, "--image-adapter", str(tmp_path / "ip"), "--style-blocks", "7"],
+         "block 7 does not exist: this generator has blocks 0 to 3"),
         (["style-tune", ref, "--style", "glass", "-o", str(tmp_path / "a_file" / "s")], "cannot write in"),
         (["style-tune", ref, "--style", "glass", "-o", str(tmp_path)], "is a folder; name a file inside it"),
         (["style-tune", str(tmp_path / "a_file"), "--style", "glass", "-o", "s"], "a_file: not a readable image"),
@@ -178,7 +188,7 @@ def test_bad_files_are_named_before_any_model_loads(tmp_path, capsys, monkeypatc
     ]
     for argv, message in cases:
         assert message in fails(argv, capsys), argv
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["a_file", "style.safetensors"]  # nothing written
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a_file", "ip.safetensors", "style.safetensors"]  # nothing written
 
 
 def test_a_tuned_adapter_is_kept_when_writing_it_fails(tmp_path, monkeypatch, capsys):
