@@ -20,6 +20,7 @@ from .adapters import AdapterConfig, attach, count
 from .clip import MiniClip
 from .datasets import ImageFolder, MiniWorld
 from .feedback import select_clip, write_json
+from .instantstyle import attach as attach_image_prompt, fresh_adapter, injected
 from .prompts import styled
 from .sampling import AdapterGuidance, adapter_guidance, masked_after, mix
 from .settings import CHECKPOINT_DIR
@@ -570,3 +571,65 @@ def _prior_loss(answer) -> str:
                                     "that is what keeps 'a star' meaning any star")
             raise ExerciseError(at + "Each term is the masked-token loss of its own tokens, prompt and mask")
     return f"L = {float(instance):.4f} + w · {float(prior):.4f}: dreambooth.prior_loss_fn's loss on fixed masks"
+
+
+# ----------------------------------------------------------------------------------------------
+# 11 · tuning-free style
+# ----------------------------------------------------------------------------------------------
+def _image_branch_case(seed: int = 11):
+    """A decoupled cross-attention of a small random generator block, its image tokens and λ per example."""
+    torch.manual_seed(seed)
+    model = MaskedTransformer(TransformerConfig(codebook_size=16, grid=4, width=16, layers=1, heads=2, text_width=8))
+    adapter = fresh_adapter(model, 6, n_tokens=3)
+    attach_image_prompt(model, adapter)
+    cross = model.blocks[0].cross
+    with torch.no_grad():  # a trained-looking projection and output bias (both start at zero)
+        torch.nn.init.normal_(adapter.project.weight)
+        torch.nn.init.normal_(cross.text.out.bias)
+    x, embeddings, scale = torch.randn(2, 4, 16), torch.randn(2, 6), torch.tensor([0.5, 2.0])
+    return model, cross, x, adapter.image_tokens(embeddings).detach(), adapter.kv[0], scale, embeddings
+
+
+@exercise("11.image_branch")
+def _image_branch(answer) -> str:
+    model, cross, x, image_tokens, kv, scale, embeddings = _image_branch_case()
+    text = torch.randn(2, 5, 8)
+    mask = torch.ones(2, 5, dtype=torch.bool)
+    with torch.no_grad():
+        with injected(model, embeddings, scale):
+            want = cross(x, text, mask) - cross.text(x, text, mask)
+        got = torch.as_tensor(answer(x, image_tokens, cross.text.q, kv, cross.text.out.weight, scale, cross.text.heads))
+    if got.shape != want.shape:
+        raise ExerciseError(f"the image branch adds to the residual stream: shape {tuple(want.shape)} (B, N, width), "
+                            f"got {tuple(got.shape)}")
+    if torch.allclose(got, want, atol=1e-5):
+        return "λ · W_out · Attn(Q, K_img, V_img): equal to instantstyle.DecoupledCrossAttention's image branch"
+    if torch.allclose(got, want / scale.view(2, 1, 1), atol=1e-5):
+        raise ExerciseError("the branch is right but λ (one per example, `scale`) is missing: multiply by it")
+    if torch.allclose(got, want + scale.view(2, 1, 1) * cross.text.out.bias.detach(), atol=1e-5):
+        raise ExerciseError("W_out's bias is already added once, by the text branch: the image branch uses the "
+                            "output projection's weight only (F.linear(y, out_weight))")
+    raise ExerciseError("the queries come from the block's own q projection of x, the keys and values from kv of "
+                        "the image tokens, split into `heads` heads; softmax(q kᵀ / √d) v, heads merged back, "
+                        "then W_out, then λ")
+
+
+@exercise("11.subtract_content")
+def _subtract_content(answer) -> str:
+    g = torch.Generator().manual_seed(11)
+    image = F.normalize(torch.randn(1, 8, generator=g), dim=-1)
+    text = F.normalize(torch.randn(1, 8, generator=g), dim=-1)
+    for s in (0.0, 0.5, 1.0):
+        got = torch.as_tensor(answer(image, text, s))
+        want = image - s * text
+        if got.shape != want.shape:
+            raise ExerciseError(f"keep the embedding's shape {tuple(want.shape)}, got {tuple(got.shape)}")
+        if torch.allclose(got, want, atol=1e-6):
+            continue
+        if torch.allclose(got, F.normalize(want, dim=-1), atol=1e-6):
+            raise ExerciseError("InstantStyle subtracts and stops there: do not re-normalise (the adapter was "
+                                "trained on unit vectors, and the shorter vector is part of the effect)")
+        if torch.allclose(got, image + s * text, atol=1e-6):
+            raise ExerciseError(f"with s={s:g}: SUBTRACT the content's text embedding: e − s · t")
+        raise ExerciseError(f"with s={s:g}: expected e − s · t (the image embedding minus s times the text's)")
+    return "e − s · t: equal to instantstyle.style_embedding's subtraction"

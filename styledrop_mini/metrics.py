@@ -169,19 +169,17 @@ def style_report(images: torch.Tensor, contents: list[str], style: str, prompts:
 @torch.no_grad()
 def style_transfer_report(pipe, judges, clip, ref: StyleReference, model=None, seeds: int = 4,
                           guidance: AdapterGuidance = GUIDANCE,
-                          n_contents: int = 12, prompt_for=None, seed: int = 0,
-                          logits_fn_for=None) -> tuple[dict, torch.Tensor, list]:
+                          n_contents: int = 12, prompt_for=None, seed: int = 0) -> tuple[dict, torch.Tensor, list]:
     """StyleDrop's test: draw `n_contents` contents the reference does not show, `seeds` images each,
     with `model` (adapted, Eq. 4 `guidance`) or, with None, the base model given
-    the same prompt (or with `logits_fn_for`, any other sampler: InstantStyle's). `ref` is a row of datasets.style_references(). Returns (report, images, prompts);
+    the same prompt. `ref` is a row of datasets.style_references(). Returns (report, images, prompts);
     the report is style_report's plus "leak_reference_content": the share of images the judges take
     for the reference's own content."""
 
     contents = style_eval_contents(exclude=ref.content_label, n=n_contents)
     prompt_for = prompt_for or (lambda content: templates.styled(content, ref.descriptor, ref.template))
     prompt_list = [prompt_for(c) for c in contents for _ in range(seeds)]
-    if logits_fn_for is None and model is not None:
-        logits_fn_for = pipe.adapter_guided(model, guidance)
+    logits_fn_for = None if model is None else pipe.adapter_guided(model, guidance)
     images = pipe.generate(prompt_list, seed=seed, logits_fn_for=logits_fn_for, progress=False)
     labels = [c for c in contents for _ in range(seeds)]
     report = style_report(images, labels, ref.style, prompt_list, judges, clip, ref.image)

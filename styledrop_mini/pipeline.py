@@ -26,12 +26,13 @@ from .tokenizer import VQTokenizer
 from .transformer import MaskedTransformer
 
 
-def check_prompts(prompts) -> list[str]:
-    """A prompt or a list of them, each with words in it (checked before any model runs)."""
+def check_prompts(prompts, allow_empty: bool = False) -> list[str]:
+    """A prompt or a list of them, each with words in it (checked before any model runs); with
+    `allow_empty`, "" is a prompt too (a picture prompt alone: instantstyle.py)."""
     prompts = [prompts] if isinstance(prompts, str) else list(prompts)
     if not prompts:
         raise ValueError("no prompts given")
-    empty = [i for i, p in enumerate(prompts) if not isinstance(p, str) or not p.strip()]
+    empty = [i for i, p in enumerate(prompts) if not isinstance(p, str) or not (p.strip() or allow_empty)]
     if empty:
         raise ValueError(f"prompt {empty[0] + 1} is empty; describe what to draw, e.g. \"a red star in flat style\" "
                          "(for unconditional samples use guidance_scale 0 with any prompt)")
@@ -130,12 +131,13 @@ class MusePipeline:
 
     @torch.no_grad()
     def generate(self, prompts, seed: int = 0, settings: SamplerSettings | None = None, batch_size: int = 64,
-                 logits_fn_for=None, progress: bool = True, keep_steps: bool = False):
+                 logits_fn_for=None, progress: bool = True, keep_steps: bool = False, allow_empty: bool = False):
         """One image per prompt; image i uses seed `seed + i`. Returns images (B, 3, H, W) in [0, 1]
         (and, with `keep_steps`, the decoded image after every step: (steps, B, 3, H, W)).
 
-        `logits_fn_for(prompts) -> logits function` replaces plain guidance (adapters use it)."""
-        prompts = check_prompts(prompts)
+        `logits_fn_for(prompts) -> logits function` replaces plain guidance (adapters use it);
+        `allow_empty` lets "" through, for a logits function that has another prompt (a picture)."""
+        prompts = check_prompts(prompts, allow_empty)
         settings = (settings or SamplerSettings()).check()
         make = logits_fn_for or (lambda chunk: self.guided(chunk, settings.guidance_scale))
         cfg = self.transformer.config

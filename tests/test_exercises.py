@@ -1,8 +1,9 @@
 import pytest
+import torch
 
 from styledrop_mini import world
 from styledrop_mini.datasets import MiniWorld, export_image_folder
-from styledrop_mini.exercises import ExerciseError, check
+from styledrop_mini.exercises import ExerciseError, _image_branch_case, check
 
 
 def test_right_count_passes_and_common_mistakes_are_explained(capsys):
@@ -231,3 +232,32 @@ def test_perplexity_and_recall_checkers():
         check("02.recall_at_k", lambda a, b, k: recall(b, a, k))
     with pytest.raises(ExerciseError, match="off by one"):
         check("02.recall_at_k", lambda a, b, k: recall(a, b, k + 1))
+
+
+def test_image_branch_checker():
+    def right(x, image_tokens, q_proj, kv, out_weight, scale, heads):
+        B, N, C = x.shape
+        n = image_tokens.shape[1]
+        q = q_proj(x).view(B, N, heads, C // heads).transpose(1, 2)
+        k, v = kv(image_tokens).view(B, n, 2, heads, C // heads).permute(2, 0, 3, 1, 4)
+        y = torch.softmax(q @ k.transpose(-1, -2) / (C // heads) ** 0.5, -1) @ v
+        return scale.view(B, 1, 1) * (y.transpose(1, 2).reshape(B, N, C) @ out_weight.T)
+
+    assert "DecoupledCrossAttention" in check("11.image_branch", right)
+    no_scale = lambda x, c, q, kv, w, scale, h: right(x, c, q, kv, w, torch.ones_like(scale), h)  # noqa: E731
+    with pytest.raises(ExerciseError, match="λ .* is missing"):
+        check("11.image_branch", no_scale)
+
+    def with_bias(x, c, q, kv, w, scale, h):
+        bias = _image_branch_case()[1].text.out.bias.detach()
+        return right(x, c, q, kv, w, scale, h) + scale.view(-1, 1, 1) * bias
+    with pytest.raises(ExerciseError, match="bias is already added once"):
+        check("11.image_branch", with_bias)
+
+
+def test_subtract_content_checker():
+    assert "style_embedding" in check("11.subtract_content", lambda e, t, s: e - s * t)
+    with pytest.raises(ExerciseError, match="SUBTRACT"):
+        check("11.subtract_content", lambda e, t, s: e + s * t)
+    with pytest.raises(ExerciseError, match="do not re-normalise"):
+        check("11.subtract_content", lambda e, t, s: torch.nn.functional.normalize(e - s * t, dim=-1))

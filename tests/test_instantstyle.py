@@ -7,6 +7,7 @@ from styledrop_mini import instantstyle
 from styledrop_mini.checkpoints import CheckpointError
 from styledrop_mini.instantstyle import (EmbeddedTokenBank, ImagePromptAdapter, ImagePromptConfig, InstantStyleSettings,
                                          attach, fresh_adapter, image_prompt_logits, injected)
+from styledrop_mini.pipeline import check_prompts
 from styledrop_mini.sampling import guided_logits
 from styledrop_mini.text_encoder import TextFeatures
 from styledrop_mini.training import TrainSettings, fit
@@ -161,3 +162,9 @@ def test_training_teaches_the_generator_to_read_the_image():
         replace(settings, steps=150, lr=1e-2), torch.device("cpu"))
     assert loss(0.0) == pytest.approx(before)  # the base stayed frozen
     assert loss(1.0) < 0.75 * before, (before, loss(1.0))
+
+
+def test_a_picture_alone_is_a_prompt_but_words_are_still_checked_elsewhere():
+    assert check_prompts(["", "a star"], allow_empty=True) == ["", "a star"]
+    with pytest.raises(ValueError, match="prompt 1 is empty"):
+        check_prompts(["", "a star"])
