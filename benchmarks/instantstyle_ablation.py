@@ -100,7 +100,8 @@ def main() -> None:
             start = time.perf_counter()
             outcomes, images, _ = instantstyle.transfer_outcomes(pipe, model, judges, ref, settings, seeds, n_contents)
             seconds = (time.perf_counter() - start) / len(images)
-            row = {"reference": name, "kind": kind_of(name, controls), "variant": variant, "seconds_per_image": round(seconds, 3),
+            row = {"reference": name, "kind": kind_of(name, controls), "variant": variant,
+                   "seconds_per_image": round(seconds, 3),
                    **{key: mean_se(values) for key, values in outcomes.items()}}
             rows.append(row)
             print(f"{name:14s} {variant:40s}", {k: f"{v['mean']:.2f}" for k, v in row.items() if isinstance(v, dict)})

@@ -383,7 +383,8 @@ def _add_generate(sub, command) -> None:
     generate.add_argument("--gamma", type=number(float, 0, 1), default=0.6,
                           help="mixing weight of the content adapter: 0 = style only, 1 = content only")
     style = generate.add_argument_group("tuning-free style from a picture (InstantStyle, chapter 11)")
-    style.add_argument("--style-image", metavar="PNG", help="draw in the style of this picture, with no tuning (default: none, the prompts alone)")
+    style.add_argument("--style-image", metavar="PNG",
+                       help="draw in the style of this picture, with no tuning (default: none, the prompts alone)")
     style.add_argument("--image-content", metavar="TEXT",
                        help='what the style image shows, e.g. "a yellow house", subtracted from its embedding '
                             "(default: the mini CLIP proposes it)")

@@ -332,7 +332,8 @@ def check_request(settings: InstantStyleSettings, adapter_file=DEFAULT_FILE) -> 
     try:
         path = find_checkpoint(adapter_file)
     except CheckpointError as exc:
-        hint = " (make it with: styledrop-mini train image_prompt --overwrite)" if Path(adapter_file) == DEFAULT_FILE else ""
+        bundled = Path(adapter_file) == DEFAULT_FILE
+        hint = " (make it with: styledrop-mini train image_prompt --overwrite)" if bundled else ""
         raise CheckpointError(f"{exc}{hint}") from None
     _, config, _ = read_checkpoint(path, KIND)
     if settings.blocks is not None:

@@ -17,8 +17,8 @@ from .checkpoints import fingerprint
 from .clip import MiniClip, clip_loss_fn
 from .datasets import ImageBank, TokenBank, training_world
 from .devices import describe, pick_device, resolve_precision
-from .instantstyle import EmbeddedTokenBank, attach, fresh_adapter, image_prompt_loss_fn
 from .files import check_output, checkpoint_file, save_or_rescue
+from .instantstyle import EmbeddedTokenBank, attach, fresh_adapter, image_prompt_loss_fn
 from .judges import Judges, judges_loss
 from .settings import CHECKPOINT_DIR
 from .text_encoder import ClipTextEncoder
