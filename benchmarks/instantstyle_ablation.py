@@ -25,20 +25,13 @@ from pathlib import Path
 import torch
 
 from styledrop_mini import adapters, instantstyle, prompts, world
-from styledrop_mini.datasets import StyleReference
-from styledrop_mini.images import pil_to_tensor
+from styledrop_mini.datasets import rendered_reference
 from styledrop_mini.instantstyle import InstantStyleSettings
-from styledrop_mini.metrics import mean_se
+from styledrop_mini.metrics import judged_per_image, mean_se, test_labels
 from styledrop_mini.paper_table import table_references
 from styledrop_mini.pipeline import MusePipeline
 
 SEEN_CONTROLS = ("sketch", "polka dot", "pixel art", "blueprint")  # seen named styles: the base can draw them
-
-
-def seen_reference(style: str) -> StyleReference:
-    """A test render (odd seed) of a seen named style, as a reference: a yellow house."""
-    image = pil_to_tensor(world.render("house", "yellow", style, seed=7))
-    return StyleReference(image, world.STYLES[style], "a yellow house", style=style, content_label="house")
 
 
 def kind_of(name: str, controls: dict) -> str:
@@ -59,7 +52,7 @@ def main() -> None:
     judges = pipe.judges()
     model = instantstyle.generator(pipe, args.adapter)
     held_out, _ = table_references()
-    controls = {style: seen_reference(style) for style in SEEN_CONTROLS}
+    controls = {style: rendered_reference(style) for style in SEEN_CONTROLS}
     started = time.perf_counter()
 
     ablation_refs = {**{s: held_out[s] for s in world.HELD_OUT_STYLES}, **controls}
@@ -87,14 +80,14 @@ def main() -> None:
         start = time.perf_counter()
         tuned, _ = adapters.tune_style(pipe, ref, say=lambda _: None)
         tune_seconds = time.perf_counter() - start
-        labels = instantstyle.test_contents(ref, seeds, n_contents)
+        labels = test_labels(ref, seeds, n_contents)
         start = time.perf_counter()
         images = pipe.generate([prompts.styled(c, ref.descriptor, ref.template) for c in labels],
                                logits_fn_for=pipe.adapter_guided(tuned), progress=False)
         rows.append({"reference": name, "kind": kind_of(name, controls), "variant": "StyleDrop round 1 (tuned)",
                      "tune_seconds": round(tune_seconds, 1),
                      "seconds_per_image": round((time.perf_counter() - start) / len(images), 3),
-                     **{k: mean_se(v) for k, v in instantstyle.judged(judges, images, labels, ref).items()}})
+                     **{k: mean_se(v) for k, v in judged_per_image(judges, images, labels, ref).items()}})
     for name, ref in {**held_out, **controls}.items():
         for variant, settings in variants.items():
             start = time.perf_counter()

@@ -167,7 +167,12 @@ class MiniClip(nn.Module):
     @torch.no_grad()
     def zero_shot(self, images: torch.Tensor, prompts: list[str]) -> torch.Tensor:
         """Probabilities over `prompts` for each image (softmax of the scaled cosines)."""
-        logits = self.image_embeddings(images) @ self.text_embeddings(prompts).T
+        return self.zero_shot_embeddings(self.image_embeddings(images), prompts)
+
+    @torch.no_grad()
+    def zero_shot_embeddings(self, embeddings: torch.Tensor, prompts: list[str]) -> torch.Tensor:
+        """`zero_shot` from image embeddings (B, D) already made (or edited: InstantStyle's subtraction)."""
+        logits = embeddings.to(self.device) @ self.text_embeddings(prompts).T
         return (logits * self.model.logit_scale.exp().clamp(max=100)).softmax(-1).cpu()
 
     def save(self, path, info=None, dtype=None):

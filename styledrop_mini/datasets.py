@@ -280,6 +280,14 @@ class StyleReference:
 REFERENCE_KEYS = ("file_name", "style", "descriptor", "reference_content", "content")
 
 
+def rendered_reference(style: str, content: str = "house", colour: str = "yellow", seed: int = 7) -> StyleReference:
+    """A render of a world style as a reference ("a yellow house", odd seed: a test render), e.g. a seen
+    style the base can draw, as a control beside the held-out ones."""
+    image = pil_to_tensor(world.render(content, colour, style, seed=seed))
+    return StyleReference(image, world.STYLES[style], world.with_articles(f"a {colour} {content}"), style=style,
+                          content_label=content)
+
+
 def style_references(folder=None, size: int = 64) -> dict[str, StyleReference]:
     """The bundled single reference image of each held-out style (data/styles/, one metadata.jsonl row
     each: file_name, style, descriptor, reference_content = "a yellow house", content = "house"):

@@ -43,8 +43,7 @@ from . import world
 from .checkpoints import CheckpointError, find_checkpoint, load_model, read_checkpoint, save_model
 from .clip import content_prompt
 from .datasets import TokenBank
-from .judges import style_similarity
-from .metrics import mean_se, style_eval_contents
+from .metrics import judged_per_image, mean_se, test_labels
 from .pipeline import check_prompts
 from .prompts import propose_content
 from .settings import CHECKPOINT_DIR
@@ -363,33 +362,14 @@ def draw(pipe, prompts, reference: torch.Tensor, n: int = 8, seed: int = 0,
 def transfer_outcomes(pipe, model, judges, ref, settings: InstantStyleSettings = InstantStyleSettings(),
                       seeds: int = 4, n_contents: int = 12, seed: int = 0) -> tuple[dict, torch.Tensor, list]:
     """StyleDrop's test for tuning-free style: `n_contents` contents the reference does not show × `seeds`,
-    each prompt the content alone ("a star": the style must come from the picture). Per image: `content`
-    (the judges see the prompt's content), `leak` (they see the reference's), `similarity` (judges'
-    style embedding vs the reference's: the share of primitives alike, for any picture) and, for a
-    reference in a world style, `style` (every primitive as its recipe). Returns (outcomes, images, prompts)."""
-    labels = test_contents(ref, seeds, n_contents)
+    each prompt the content alone ("a star": the style must come from the picture), judged per image by
+    metrics.judged_per_image (content, leak, similarity, style). Returns (outcomes, images, prompts)."""
+    labels = test_labels(ref, seeds, n_contents)
     prompts = [content_prompt(c) for c in labels]
     embedding = style_embedding(pipe.clip, ref.image, ref.content, settings.subtract)
     images = pipe.generate(prompts, seed=seed, logits_fn_for=logits_for(pipe, model, embedding, settings),
                            progress=False)
-    return judged(judges, images, labels, ref), images, prompts
-
-
-def test_contents(ref, seeds: int = 4, n_contents: int = 12) -> list[str]:
-    """The test's content labels, each `seeds` times: contents the reference does not show."""
-    return [c for c in style_eval_contents(exclude=ref.content_label, n=n_contents) for _ in range(seeds)]
-
-
-@torch.no_grad()
-def judged(judges, images: torch.Tensor, labels: list[str], ref) -> dict[str, list[float]]:
-    """Per image, as `transfer_outcomes` says: content, leak, similarity, and style for a world style."""
-    verdict = judges.judge(images)
-    outcomes = {"content": [float(v == c) for v, c in zip(verdict["content"]["labels"], labels)],
-                "leak": [float(v == ref.content_label) for v in verdict["content"]["labels"]],
-                "similarity": style_similarity(judges, images, ref.image).tolist()}
-    if ref.style in world.STYLE_LOOKS:
-        outcomes["style"] = [float(look == world.STYLE_LOOKS[ref.style]) for look in verdict["look"]]
-    return outcomes
+    return judged_per_image(judges, images, labels, ref), images, prompts
 
 
 def block_ablation(pipe, model, judges, references: dict, settings: InstantStyleSettings = InstantStyleSettings(),

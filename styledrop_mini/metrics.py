@@ -15,6 +15,7 @@ from . import world
 from .clip import attribute_prompt, colour_prompt, content_prompt, style_prompt
 from .datasets import PRIMITIVE_KEYS, ImageBank, LookWorld, MiniWorld, StyleReference, training_world
 from .images import pil_to_tensor
+from .judges import style_similarity
 from .sampling import GUIDANCE, AdapterGuidance
 from .styles import PRIMITIVES, all_looks
 from .tokenizer import psnr, reconstruct
@@ -152,6 +153,27 @@ def style_eval_contents(exclude: str | None = None, n: int = 12) -> list[str]:
     return ([c for c in STYLE_EVAL_CONTENTS if c != exclude] + spare)[:n]
 
 
+def test_labels(ref: StyleReference, seeds: int = 4, n_contents: int = 12) -> list[str]:
+    """StyleDrop's test set for a reference: `n_contents` contents it does not show, each `seeds` times."""
+    return [c for c in style_eval_contents(exclude=ref.content_label, n=n_contents) for _ in range(seeds)]
+
+
+@torch.no_grad()
+def judged_per_image(judges, images: torch.Tensor, labels: list[str], ref: StyleReference) -> dict[str, list[float]]:
+    """Each image against its content label and the reference, by the judges: `content` (the label is
+    drawn), `leak` (the reference's own content is), `similarity` (judges.style_similarity: the share of
+    primitives alike, for any picture) and, for a reference in a world style, `style` (every primitive
+    as its recipe)."""
+    verdict = judges.judge(images)
+    drawn = verdict["content"]["labels"]
+    outcomes = {"content": [float(v == c) for v, c in zip(drawn, labels)],
+                "leak": [float(v == ref.content_label) for v in drawn],
+                "similarity": style_similarity(judges, images, ref.image).tolist()}
+    if ref.style in world.STYLE_LOOKS:
+        outcomes["style"] = [float(look == world.STYLE_LOOKS[ref.style]) for look in verdict["look"]]
+    return outcomes
+
+
 @torch.no_grad()
 def style_report(images: torch.Tensor, contents: list[str], style: str, prompts: list[str], judges, clip,
                  reference: torch.Tensor) -> dict:
@@ -176,15 +198,14 @@ def style_transfer_report(pipe, judges, clip, ref: StyleReference, model=None, s
     the report is style_report's plus "leak_reference_content": the share of images the judges take
     for the reference's own content."""
 
-    contents = style_eval_contents(exclude=ref.content_label, n=n_contents)
+    labels = test_labels(ref, seeds, n_contents)
     prompt_for = prompt_for or (lambda content: templates.styled(content, ref.descriptor, ref.template))
-    prompt_list = [prompt_for(c) for c in contents for _ in range(seeds)]
+    prompt_list = [prompt_for(c) for c in labels]
     logits_fn_for = None if model is None else pipe.adapter_guided(model, guidance)
     images = pipe.generate(prompt_list, seed=seed, logits_fn_for=logits_fn_for, progress=False)
-    labels = [c for c in contents for _ in range(seeds)]
     report = style_report(images, labels, ref.style, prompt_list, judges, clip, ref.image)
-    verdict = judges.judge(images)["content"]["labels"]
-    report["leak_reference_content"] = sum(v == ref.content_label for v in verdict) / len(verdict)
+    leak = judged_per_image(judges, images, labels, ref)["leak"]
+    report["leak_reference_content"] = sum(leak) / len(leak)
     return report, images, prompt_list
 
 

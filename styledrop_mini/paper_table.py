@@ -46,7 +46,6 @@ from . import adapters, feedback, metrics, prompts, world
 from .datasets import StyleReference, style_references
 from .feedback import FeedbackSettings
 from .files import read_jsonl
-from .judges import style_similarity
 from .sampling import GUIDANCE, AdapterGuidance
 from .settings import DATA_DIR
 from .styles import PRIMITIVES
@@ -226,22 +225,18 @@ def score(ctx: Context, drawn: Drawn, sample_seed: int) -> dict:
     """Draw every evaluation content `seeds` times with a method and measure each image: per-image
     values (lists), so that means and standard errors pool over tuning seeds."""
     ref, s = ctx.ref, ctx.settings
-    contents = metrics.style_eval_contents(exclude=ref.content_label, n=s.contents)
-    labels = [c for c in contents for _ in range(s.seeds)]
+    labels = metrics.test_labels(ref, s.seeds, s.contents)
     prompt_list = [drawn.prompt_for(c) for c in labels]
     images = drawn.pipe.generate(prompt_list, seed=sample_seed, logits_fn_for=drawn.logits_fn_for, progress=False)
     clip = ctx.pipe.clip
-    verdict = ctx.judges.judge(images)
     # CLIP's text score against the descriptor's prompt for every method (textual inversion is asked with
     # its learnt word, full fine-tuning with a rare one: scored against the same words as the others)
-    values = {"clip_text": clip.text_score(images, [prompts.styled(c, ref.descriptor, ref.template) for c in labels]),
-              "clip_style": clip.style_score(images, ref.image),
-              "style_embedding": style_similarity(ctx.judges, images, ref.image),
-              "judge_content": torch.tensor([float(v == c) for v, c in zip(verdict["content"]["labels"], labels)]),
-              "leakage": torch.tensor([float(v == ref.content_label) for v in verdict["content"]["labels"]])}
-    if ref.style in world.STYLE_LOOKS:
-        values["judge_style"] = torch.tensor([float(v == ref.style) for v in verdict["style"]["labels"]])
-    return {k: v.float().tolist() for k, v in values.items()} | {"images": images}
+    asked = [prompts.styled(c, ref.descriptor, ref.template) for c in labels]
+    values = {"clip_text": clip.text_score(images, asked).tolist(), "clip_style": clip.style_score(images, ref.image).tolist()}
+    judged = metrics.judged_per_image(ctx.judges, images, labels, ref)
+    names = {"similarity": "style_embedding", "content": "judge_content", "leak": "leakage", "style": "judge_style"}
+    values.update({names[k]: v for k, v in judged.items()})
+    return values | {"images": images}
 
 
 def run_table(pipe, judges, references: dict[str, StyleReference], settings: TableSettings = TableSettings(),

@@ -3,12 +3,17 @@ from dataclasses import replace
 import pytest
 import torch
 
-from styledrop_mini import instantstyle
+from styledrop_mini import instantstyle, world
 from styledrop_mini.checkpoints import CheckpointError
+from styledrop_mini.datasets import rendered_reference
+from styledrop_mini.images import pil_to_tensor
 from styledrop_mini.instantstyle import (EmbeddedTokenBank, ImagePromptAdapter, ImagePromptConfig, InstantStyleSettings,
                                          attach, fresh_adapter, image_prompt_logits, injected)
+from styledrop_mini.judges import Judges
+from styledrop_mini.metrics import judged_per_image
 from styledrop_mini.pipeline import check_prompts
 from styledrop_mini.sampling import guided_logits
+from styledrop_mini.settings import CHECKPOINT_DIR
 from styledrop_mini.text_encoder import TextFeatures
 from styledrop_mini.training import TrainSettings, fit
 from styledrop_mini.transformer import MaskedTransformer, TransformerConfig, masked_loss, random_mask
@@ -168,3 +173,16 @@ def test_a_picture_alone_is_a_prompt_but_words_are_still_checked_elsewhere():
     assert check_prompts(["", "a star"], allow_empty=True) == ["", "a star"]
     with pytest.raises(ValueError, match="prompt 1 is empty"):
         check_prompts(["", "a star"])
+
+
+def test_judged_per_image_on_true_renders():
+    """The judges' per-image verdicts against a reference, on renders whose truth we know."""
+    judges = Judges.load(CHECKPOINT_DIR / "judges.safetensors")
+    ref = rendered_reference("pixel art")
+    labels = ["star", "house", "heart"]
+    same = torch.stack([pil_to_tensor(world.render(c, "red", "pixel art", seed=11)) for c in labels])
+    other = torch.stack([pil_to_tensor(world.render(c, "red", "blueprint", seed=11)) for c in labels])
+    mine, theirs = judged_per_image(judges, same, labels, ref), judged_per_image(judges, other, labels, ref)
+    assert mine["content"] == [1.0] * 3 and mine["leak"] == [0.0, 1.0, 0.0]  # the house is the reference's content
+    assert mine["style"] == [1.0] * 3 and theirs["style"] == [0.0] * 3
+    assert min(mine["similarity"]) > 0.9 > max(theirs["similarity"])
