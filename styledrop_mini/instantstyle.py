@@ -226,6 +226,12 @@ class InstantStyleSettings:
         return self
 
 
+IP_ADAPTER = InstantStyleSettings()  # the picture in every block, nothing subtracted
+# InstantStyle as measured here (benchmarks/results/instantstyle.json, its "style_blocks"): the reference's
+# content words subtracted once, the picture read by the blocks that keep content (block_ablation)
+INSTANTSTYLE = InstantStyleSettings(subtract=1.0, blocks=(2, 3))
+
+
 def image_prompt_logits(model, cond: TextFeatures, uncond: TextFeatures, embeddings: torch.Tensor,
                         settings: InstantStyleSettings = InstantStyleSettings()):
     """The logits function of `MusePipeline.generate` for a generator with an image-prompt adapter:

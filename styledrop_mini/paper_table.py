@@ -22,6 +22,11 @@ Rows (METHODS), each from the one reference image and its caption:
                          by CLIP's text score, by CLIP's text score among images above the pool's median
                          style score, or by the judges (right content and style, else the likeliest to
                          be: a careful human).
+  IP-Adapter             no tuning: the bundled image-prompt adapter reads the reference's CLIP image
+                         embedding in every block; the prompt is the content alone (instantstyle.py).
+  InstantStyle           the same with the reference's content words subtracted from the embedding and
+                         the picture read only by the style blocks (instantstyle.INSTANTSTYLE). Both
+                         cost no tuning: their seconds are the embedding's; the adapter was trained once.
 Columns (per row: mean, and a standard error over every image of every tuning seed): CLIP text,
 CLIP style, style embedding, judge content, judge style, leakage; trainable parameters; tuning seconds.
 References outside the world (scripts/make_outside_references.py) have no judge style (no recipe to
@@ -42,7 +47,8 @@ from typing import Callable
 
 import torch
 
-from . import adapters, feedback, metrics, prompts, world
+from . import adapters, feedback, instantstyle, metrics, prompts, world
+from .clip import content_prompt
 from .datasets import StyleReference, style_references
 from .feedback import FeedbackSettings
 from .files import read_jsonl
@@ -52,7 +58,9 @@ from .styles import PRIMITIVES
 from .textual_inversion import INVERSION, PLACEHOLDER, invert
 
 METHODS = ("base, style name", "base, description", "textual inversion", "full fine-tuning", "LoRA",
-           "StyleDrop R1", "R2 Random", "R2 CF", "R2 CF + style floor", "R2 simulated HF")
+           "StyleDrop R1", "R2 Random", "R2 CF", "R2 CF + style floor", "R2 simulated HF", "IP-Adapter",
+           "InstantStyle")
+TUNING_FREE = {"IP-Adapter": instantstyle.IP_ADAPTER, "InstantStyle": instantstyle.INSTANTSTYLE}
 FULL_LR = 1e-4  # every weight moves: a tenth of the adapters' step (DreamBooth tunes all of Imagen at 5e-6)
 COLUMNS = ("clip_text", "clip_style", "style_embedding", "judge_content", "judge_style", "leakage")
 
@@ -132,6 +140,13 @@ class Context:
         self.workdir, self.outside, self.device = workdir, outside or {}, device
         self._round1: dict[int, tuple] = {}
         self._pools: dict[int, tuple[feedback.Run, float]] = {}  # the pool and the seconds it took to draw
+        self._image_prompted = None
+
+    def image_prompted(self):
+        """The base generator that reads image prompts (the bundled adapter), loaded once."""
+        if self._image_prompted is None:
+            self._image_prompted = instantstyle.generator(self.pipe)
+        return self._image_prompted
 
     def styled(self, content: str) -> str:
         return prompts.styled(content, self.ref.descriptor, self.ref.template)
@@ -214,6 +229,13 @@ def draw_method(ctx: Context, method: str, seed: int) -> Drawn | None:
         return _adapted(ctx, *ctx.tuned(ref.image, [ref.caption], adapters.AdapterConfig(kind="lora"), seed))
     if method == "StyleDrop R1":
         return _adapted(ctx, *ctx.round1(seed))
+    if method in TUNING_FREE:  # the style comes from the picture: the prompt is the content alone
+        settings = TUNING_FREE[method]
+        model = ctx.image_prompted()
+        start = time.perf_counter()
+        embedding = instantstyle.style_embedding(ctx.pipe.clip, ref.image, ref.content, settings.subtract)
+        return Drawn(ctx.pipe, content_prompt, instantstyle.logits_for(ctx.pipe, model, embedding, settings),
+                     0, time.perf_counter() - start)
     rules = {"R2 Random": "random", "R2 CF": "clip", "R2 CF + style floor": "clip_floor", "R2 simulated HF": "judged"}
     if method in rules:
         return _round2(ctx, seed, rules[method])

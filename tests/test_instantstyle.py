@@ -1,4 +1,6 @@
+import json
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 import torch
@@ -18,6 +20,7 @@ from styledrop_mini.text_encoder import TextFeatures
 from styledrop_mini.training import TrainSettings, fit
 from styledrop_mini.transformer import MaskedTransformer, TransformerConfig, masked_loss, random_mask
 
+REPO = Path(__file__).resolve().parents[1]
 CFG = TransformerConfig(codebook_size=16, grid=4, width=64, layers=3, heads=2, text_width=8, pooled_width=8)
 
 
@@ -186,3 +189,10 @@ def test_judged_per_image_on_true_renders():
     assert mine["content"] == [1.0] * 3 and mine["leak"] == [0.0, 1.0, 0.0]  # the house is the reference's content
     assert mine["style"] == [1.0] * 3 and theirs["style"] == [0.0] * 3
     assert min(mine["similarity"]) > 0.9 > max(theirs["similarity"])
+
+
+def test_instantstyle_reads_the_style_blocks_its_ablation_found():
+    measured = json.loads((REPO / "benchmarks" / "results" / "instantstyle.json").read_text())
+    assert list(instantstyle.INSTANTSTYLE.blocks) == measured["style_blocks"]
+    assert instantstyle.INSTANTSTYLE.subtract == measured["settings"]["+ style blocks only (InstantStyle)"]["subtract"]
+    assert instantstyle.IP_ADAPTER == InstantStyleSettings(**measured["settings"]["IP-Adapter (every block)"])

@@ -66,6 +66,7 @@ def test_the_table_fills_every_row_and_writes_it(pipe, tmp_path):
     assert trainable["base, style name"] == 0 and trainable["textual inversion"] == pipe.text_encoder.width
     assert 0 < trainable["StyleDrop R1"] < trainable["R2 CF"] < 0.05 * total  # round 2: d_prj 32
     assert trainable["full fine-tuning"] == total
+    assert trainable["IP-Adapter"] == trainable["InstantStyle"] == 0 and "InstantStyle" in mosaic  # no tuning
     paths = paper_table.write_results(result, tmp_path)
     rows = list(csv.DictReader(open(paths[0])))
     assert len(rows) == len(neon) + len(mosaic) and rows[0]["method"] == "base, style name"
