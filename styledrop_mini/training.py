@@ -189,7 +189,7 @@ def fit(model, loss_fn, bank, settings: TrainSettings, device: torch.device,
         start, history = load_train_state(state_path, model, optimizer, resume_config)
         print(f"resumed from {state_path} at step {start}")
     bar = tqdm(range(start, settings.steps), desc=desc, initial=start, total=settings.steps)
-    running, last_save = {}, time.monotonic()
+    running, in_window, last_save = {}, 0, time.monotonic()  # in_window: steps summed in `running`
     with stop_requests() as request:
         for step in bar:
             torch.manual_seed(settings.seed * 1_000_003 + step)  # dropout, noise, restarts: a function of the step
@@ -206,11 +206,12 @@ def fit(model, loss_fn, bank, settings: TrainSettings, device: torch.device,
             optimizer.step()
             for key, value in {"loss": loss.item(), **metrics}.items():
                 running[key] = running.get(key, 0.0) + float(value)
+            in_window += 1
             if (step + 1) % settings.log_every == 0 or step + 1 == settings.steps:
-                n = (step % settings.log_every) + 1
-                entry = {"step": step + 1, **{k: v / n for k, v in running.items()}}
+                # a resumed run's first window is short: average over the steps it holds, not log_every
+                entry = {"step": step + 1, **{k: v / in_window for k, v in running.items()}}
                 history.append(entry)
-                running = {}
+                running, in_window = {}, 0
                 bar.set_postfix({k: f"{v:.4g}" for k, v in entry.items() if k != "step"})
             last = step + 1 == settings.steps or step + 1 == stop_at
             overdue = settings.save_minutes is not None and time.monotonic() - last_save > 60 * settings.save_minutes

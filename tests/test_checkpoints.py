@@ -81,15 +81,28 @@ def test_plain_safetensors_without_our_metadata(tmp_path):
         read_checkpoint(tmp_path / "plain.safetensors", "tokenizer")
 
 
-def _train(run_dir, steps, resume=False):
+def _train(run_dir, steps, resume=False, log_every=1, history=None):
     torch.manual_seed(0)
     model = Judges(JudgesConfig(channels=(8, 8, 8, 8), hidden=16))
     from styledrop_mini.judges import judges_loss
 
     bank = ImageBank.render(MiniWorld(n=32, styles="all"), workers=0)
-    settings = TrainSettings(steps=4, batch_size=8, lr=1e-3, warmup=1, save_every=1, log_every=1, precision="fp32")
-    fit(model, judges_loss, bank, settings, torch.device("cpu"), run_dir=run_dir, resume=resume, stop_at=steps)
+    settings = TrainSettings(steps=4, batch_size=8, lr=1e-3, warmup=1, save_every=1, log_every=log_every,
+                             precision="fp32")
+    logged = fit(model, judges_loss, bank, settings, torch.device("cpu"), run_dir=run_dir, resume=resume, stop_at=steps)
+    if history is not None:
+        history.extend(logged)
     return model
+
+
+def test_a_resumed_run_averages_its_first_short_window_over_the_steps_it_ran(tmp_path):
+    """Resumed at step 3 with log_every 4, the step-4 entry is step 4's loss, not a quarter of it."""
+    each, resumed = [], []
+    _train(tmp_path / "each", 4, history=each)  # one entry per step
+    _train(tmp_path / "r", 3, log_every=4)
+    _train(tmp_path / "r", 4, resume=True, log_every=4, history=resumed)
+    assert resumed[-1]["step"] == each[-1]["step"] == 4
+    assert resumed[-1]["loss"] == pytest.approx(each[-1]["loss"], rel=1e-5)
 
 
 def test_resume_continues_exactly(tmp_path):
