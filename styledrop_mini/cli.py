@@ -17,14 +17,15 @@ import time
 import warnings
 from pathlib import Path
 
+from PIL import Image
 from tqdm.auto import tqdm
 
 from . import (__version__, adapters, assignments, demo, dreambooth, evaluation, feedback, instantstyle, metrics,
-               paper_table, prompts, recipes, world)
+               paper_table, prompts, recipes, styleclip, world)
 from .datasets import MiniWorld, StyleReference, export_image_folder
 from .devices import describe, pick_device
 from .files import check_output, save_or_rescue
-from .images import load_image, pil_to_tensor, prompt_grid
+from .images import load_image, pil_to_tensor, prompt_grid, tensor_to_pil
 from .pipeline import MusePipeline, check_prompts
 from .sampling import LAMBDA_RANGE, AdapterGuidance, SamplerSettings
 
@@ -263,6 +264,22 @@ def _generate_from_style_image(args) -> int:
     return 0
 
 
+def cmd_edit(args) -> int:
+    styleclip.parse_edit(args.edit)  # a misread edit or method is named before any model loads
+    styleclip.check_method(args.method)
+    image = pil_to_tensor(load_image(args.image, 64))
+    out = check_output(args.out, "image")
+    pipe = MusePipeline.load(args.checkpoints, pick_device(args.device))
+    start = time.perf_counter()
+    edited, info = styleclip.edit_image(pipe, image, args.edit, args.method, args.seed, progress=True)
+    picture = tensor_to_pil(edited)
+    picture = picture.resize((picture.width * args.scale, picture.height * args.scale), Image.NEAREST)
+    out = save_or_rescue(picture.save, out, "edited image")
+    print(f"CLIP reads {args.image} as \"{info['source']}\"; edited ({args.method}) towards \"{info['target']}\": "
+          f"wrote {out.resolve()} in {time.perf_counter() - start:.1f} s")
+    return 0
+
+
 def cmd_assignments_build(args) -> int:
     made = assignments.build(args.notebooks, args.out, overwrite=args.overwrite)
     print(f"{'student notebook':40s} {'checked':>7s} {'open':>5s}")
@@ -400,6 +417,22 @@ def _add_generate(sub, command) -> None:
     generate.set_defaults(func=cmd_generate)
 
 
+def _add_edit(sub, command) -> None:
+    edit = command(sub, "edit", "edit an image with words: \"make it red\", \"make it a circle\", \"make it pixel art\" "
+                   "(StyleCLIP and the MaskGIT re-mask edit, chapter 10)",
+                   seed("seed of the re-decoding (and of the renders a mapper or global directions learn from)"),
+                   DEVICE, CHECKPOINTS)
+    edit.add_argument("image", help="the image to edit (any size; it is read at 64 x 64)")
+    edit.add_argument("edit", help='what to change: "make it <colour>", "make it a <content>" or "make it <style>"')
+    edit.add_argument("--method", choices=styleclip.METHODS, default="remask",
+                      help="remask: re-mask the tokens the edit concerns and re-decode them (the one that works "
+                           "here); latent: StyleCLIP's latent optimisation; mapper: StyleCLIP's mapper, trained "
+                           "for this edit first (~15 s); global: StyleCLIP's global directions")
+    edit.add_argument("--scale", type=number(int, 1, 16), default=1, help="pixel upscaling of the written image")
+    edit.add_argument("--out", "-o", default="edited.png", help="PNG (or JPEG, WebP) to write")
+    edit.set_defaults(func=cmd_edit)
+
+
 def _add_style_tune(sub, command) -> None:
     tune = command(sub, "style-tune", "learn a style from ONE reference image (StyleDrop adapters)",
                    seed("seed of the adapters' initialisation and the masks"), DEVICE, PRECISION, CHECKPOINTS)
@@ -530,7 +563,7 @@ def build_parser() -> argparse.ArgumentParser:
         return parent.add_parser(name, help=help_text, description=help_text, formatter_class=HelpFormatter,
                                  parents=[_parent(*options)] if options else [])
 
-    for add in (_add_demo, _add_world, _add_train, _add_generate, _add_style_tune, _add_dreambooth, _add_feedback,
+    for add in (_add_demo, _add_world, _add_train, _add_generate, _add_edit, _add_style_tune, _add_dreambooth, _add_feedback,
                 _add_evaluate, _add_assignments):
         add(sub, command)
     return parser

@@ -10,12 +10,15 @@ from pathlib import Path
 
 import pytest
 import torch
+from PIL import Image
 
-from styledrop_mini import cli, recipes, training
+from styledrop_mini import cli, recipes, training, world
 from styledrop_mini.checkpoints import fingerprint
 from styledrop_mini.cli import main
 from styledrop_mini.datasets import ImageBank
+from styledrop_mini.images import pil_to_tensor
 from styledrop_mini.instantstyle import ImagePromptAdapter, ImagePromptConfig
+from styledrop_mini.pipeline import MusePipeline
 from styledrop_mini.settings import CHECKPOINT_DIR, DATA_DIR, STYLES_DIR
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -147,6 +150,7 @@ def fails(argv, capsys, code=2) -> str:
     (["train", "judges", "--preset", "gpu"], "--preset sizes the base generator only, not 'judges'"),
     (["train", "base", "--preset", "huge"], "argument --preset: invalid choice: 'huge'"),
     (["feedback", "pool", "a", "-o", "r", "-p", "99"], "argument --prompts/-p: must lie in [1, 16], got 99"),
+    (["edit", "x.png", "make it red", "--method", "gan"], "argument --method: invalid choice: 'gan'"),
 ])
 def test_bad_options_are_one_line_before_any_model_loads(argv, message, capsys, no_models):
     assert message in fails(argv, capsys)
@@ -184,6 +188,9 @@ def test_bad_files_are_named_before_any_model_loads(tmp_path, capsys, monkeypatc
         (["feedback", "train", str(tmp_path)], "is not a feedback run (no manifest.json)"),
         (["train", "judges", "--out", str(tmp_path / "a_file" / "j")], "cannot write in"),
         (["evaluate", "--json", str(tmp_path)], "is a folder; name a file inside it"),
+        (["edit", ref, "make it shiny"], "cannot read the edit 'make it shiny'"),
+        (["edit", str(tmp_path / "a_file"), "make it red"], "a_file: not a readable image"),
+        (["edit", ref, "make it red", "-o", str(tmp_path / "edited.txt")], "has no image extension"),
         (["world", "sheet", "-o", str(tmp_path / "sheet.pdf.txt")], "has no image extension"),
     ]
     for argv, message in cases:
@@ -345,3 +352,14 @@ def test_resume_without_a_saved_state_fails_before_rendering(tmp_path, monkeypat
     line = fails(["train", "base", "--preset", "tiny", "--steps", "4", "--run-dir", str(tmp_path / "none"),
                   "--resume"], capsys)
     assert "nothing to resume" in line and str(tmp_path / "none" / "state.safetensors") in line
+
+
+def test_edit_writes_the_edited_image_and_says_what_clip_read(tmp_path, capsys):
+    world.render("star", "blue", "flat", seed=3).save(tmp_path / "star.png")
+    assert main(["edit", str(tmp_path / "star.png"), "make it red", "-o", str(tmp_path / "red.png"), "--scale", "2"]) == 0
+    said = capsys.readouterr().out
+    assert 'reads' in said and '"a blue star in flat style"' in said and '"a red star in flat style"' in said
+    edited = Image.open(tmp_path / "red.png")
+    assert edited.size == (128, 128)
+    judged = MusePipeline.load().judges().judge(pil_to_tensor(edited.resize((64, 64)))[None])
+    assert judged["colour"]["labels"] == ["red"]  # colour edits changed 100 % in the sweep (styleclip_sweep.json)

@@ -5,7 +5,10 @@ from styledrop_mini import world
 from styledrop_mini.images import pil_to_tensor
 from styledrop_mini.pipeline import MusePipeline
 from styledrop_mini.sampling import SamplerSettings, decode
-from styledrop_mini.styleclip import Edit, LatentOptimisation, edit_report, optimise_latent, parse_edit, remask_edit
+from styledrop_mini.styleclip import (Edit, GlobalDirection, LatentMapper, LatentOptimisation, MapperSettings, RemaskEdit,
+                                      apply_global_direction, apply_mapper, channel_effects, describe, edit_image,
+                                      edit_mask, edit_report, edited, mapper_sources, optimise_latent, parse_edit,
+                                      remask_edit, train_mapper)
 
 
 @pytest.fixture(scope="module")
@@ -59,8 +62,10 @@ def test_an_edit_report_counts_what_changed_and_what_stayed(pipe):
                           pil_to_tensor(world.render("heart", "green", "polka dot", seed=5))])
     after = torch.stack([pil_to_tensor(world.render("star", "red", "flat", seed=3)), before[1]])
     report = edit_report(judges, before, after, [Edit("colour", "red"), Edit("colour", "red")])
-    assert report == {"changed": 0.5, "kept": 1.0, "both": 0.5, "n": 2}
-    remasked = remask_edit(pipe, before, ["a red star in flat style", "a green heart in polka dot style"], share=0.25)
+    assert {k: v["mean"] for k, v in report.items()} == {"changed": 0.5, "kept": 1.0, "both": 0.5}
+    assert report["changed"]["n"] == 2 and report["changed"]["se"] == pytest.approx(0.5)
+    remasked = remask_edit(pipe, before, ["a red star in flat style", "a green heart in polka dot style"],
+                           RemaskEdit(mask="random", share=0.25, best_of=1))
     assert remasked.shape == before.shape
 
 
@@ -71,3 +76,48 @@ def test_the_prior_term_asks_the_base_transformer(pipe):
         optimise_latent(pipe.tokenizer, pipe.clip, image, Edit("colour", "red"), with_prior)
     edited, _ = optimise_latent(pipe.tokenizer, pipe.clip, image, Edit("colour", "red"), with_prior, pipe)
     assert edited.shape == image.shape and torch.isfinite(edited).all()
+
+
+def test_clip_describes_a_render_and_the_edit_names_the_new_caption(pipe):
+    images = torch.stack([pil_to_tensor(world.render("star", "blue", "flat", seed=3)),
+                          pil_to_tensor(world.render("heart", "green", "polka dot", seed=5))])
+    parts = describe(pipe.clip, images)
+    assert parts == [{"content": "star", "colour": "blue", "style": "flat"},
+                     {"content": "heart", "colour": "green", "style": "polka dot"}]
+    assert edited(parts[0], Edit("colour", "red")) == {"content": "star", "colour": "red", "style": "flat"}
+
+
+def test_the_likelihood_mask_is_empty_for_no_edit_and_covers_part_of_the_grid_for_one(pipe):
+    image = pil_to_tensor(world.render("star", "blue", "flat", seed=3))[None]
+    tokens = pipe.tokenizer.encode(image).flatten(1)
+    same = "a blue star in flat style"
+    assert not edit_mask(pipe, tokens, [same], [same]).any()  # the same caption explains every token as well
+    red = edit_mask(pipe, tokens, [same], ["a red star in flat style"], RemaskEdit(dilation=0))
+    grown = edit_mask(pipe, tokens, [same], ["a red star in flat style"])
+    assert 0 < red.float().mean() < 0.9 and (grown >= red).all() and grown.sum() > red.sum()
+    with pytest.raises(ValueError, match="the likelihood mask compares the source caption"):
+        remask_edit(pipe, image, ["a red star in flat style"])
+    with pytest.raises(ValueError, match="best_of must be a whole number >= 1"):
+        RemaskEdit(best_of=0).check()
+    with pytest.raises(ValueError, match="mask must be 'likelihood' or 'random'"):
+        RemaskEdit(mask="all").check()
+
+
+def test_an_untrained_mapper_and_a_zero_direction_edit_nothing_and_training_moves_only_the_mapper(pipe):
+    images = mapper_sources(4, seed=3)
+    unchanged = pipe.tokenizer.decode(pipe.tokenizer.encode(images))
+    channels = pipe.tokenizer.quantizer.codebook.shape[1]
+    assert torch.equal(apply_mapper(pipe.tokenizer, LatentMapper(channels), images)[0], unchanged)
+    effects = channel_effects(pipe.tokenizer, pipe.clip, images)
+    assert effects[0].shape == (channels, pipe.clip.encode_texts(["a star"]).shape[1])
+    assert torch.allclose(effects[0].norm(dim=1), torch.ones(channels), atol=1e-4)
+    still, _ = apply_global_direction(pipe.tokenizer, pipe.clip, effects, images, Edit("colour", "red"),
+                                      GlobalDirection(strength=0.0))
+    assert torch.equal(still, unchanged)
+    before = {k: v.clone() for k, v in pipe.tokenizer.state_dict().items()}
+    mapper = train_mapper(pipe.tokenizer, pipe.clip, images, Edit("colour", "red"), MapperSettings(steps=3, batch_size=2))
+    assert mapper.net[-1].weight.abs().sum() > 0  # it learnt something
+    assert all(torch.equal(v, pipe.tokenizer.state_dict()[k]) for k, v in before.items())
+    assert all(p.requires_grad for p in pipe.tokenizer.parameters())
+    with pytest.raises(ValueError, match="unknown edit method 'gan'"):
+        edit_image(pipe, images[0], "make it red", method="gan")
