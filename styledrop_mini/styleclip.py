@@ -19,15 +19,25 @@ An edit is said in words (`parse_edit`): "make it red" (colour), "make it a circ
 attribute (clip.colour_prompt, content_prompt, style_prompt); the judges measure whether the edit
 happened and what else changed (`edit_report`).
 
-Where it stands (`python benchmarks/styleclip_sweep.py`, 24 edits of fresh renders): neither method
-edits reliably yet. StyleCLIP's defaults move nothing the judges see (0 % changed, 92 % kept): the
-latent moves too little to change a single code. Pushed harder (straight-through codes, 4 shifted
-views, lr 0.2, lambda_L2 0.0005) colour edits happen (7 of 8) but the rest does not stay (13 % kept
-overall): our decoder has no prior, so CLIP's gradient paints red smudges that fool it rather than
-recolour the shape. The bundled base transformer's likelihood as a prior (`prior`, empty prompt) does
-not stop that (21 % changed, 8 % kept): its unconditional model is weak (issue 16). Re-masking half
-the tokens changes 13 % and keeps 67 %. Next: both again on the stronger base, and the transformer's
-token embeddings as z.
+StyleCLIP's other two methods on the same latent: the latent mapper (a small network per edit, trained
+on many sources, one pass per image) and global directions (each latent channel's effect on CLIP's image
+embedding, measured once; an edit moves the channels relevant to the text direction Delta t).
+
+The MaskGIT-native edit re-masks the tokens the edit concerns and lets the base transformer re-decode them
+under the edited caption. Which tokens: those the source caption explains better than the target
+(`edit_mask`, DiffEdit's idea read off MaskGIT's likelihoods), grown by one token; the best of 4
+re-decodings by CLIP's text score. The source caption is read off CLIP (`describe`).
+
+Where it stands (`python benchmarks/styleclip_sweep.py`, 48 edits of fresh renders, judged; rates changed /
+kept, each +-0.06): only the MaskGIT edit edits: 0.81 / 0.73 (colour 1.00 / 0.69, content 0.88 / 0.69,
+style 0.56 / 0.81), 0.8 s per edit; with the true source captions kept rises to 0.88 (CLIP misreads a
+quarter of the sources, mostly their style). Re-masking a random half instead changes 0.12. StyleCLIP's
+three methods do not edit here: latent optimisation at its defaults changes 0.02 (the latent moves too little
+to flip a code), pushed (straight-through codes, 4 shifted views) 0.23 with 0.52 kept, since our decoder has no
+prior and CLIP's gradient paints smudges that fool it; the mapper 0.12 / 0.71; global directions at most
+0.10, and nothing kept at strengths that change anything: a channel of our VQ latent moves background, shape
+and colour together (StyleGAN's StyleSpace is disentangled; this latent is not). Next: all again on the
+broad-style base (issue 16), whose captions may leave the style unsaid.
 
 Chapter 10: tutorials/10_text_guided_editing.ipynb.
 """

@@ -42,7 +42,7 @@ TINY = {"demo": ["--steps", "2", "-n", "1"], "world export": ["-n", "4"], "world
         "train": ["--steps", "2", "--bank-size", "8", "--batch-size", "4", "--workers", "0"],
         "generate": ["-n", "1", "--steps", "2"], "style-tune": ["--steps", "2"],
         "feedback pool": ["-m", "4", "-p", "11"], "feedback select": [], "feedback train": ["--steps", "2"],
-        "dreambooth": ["--steps", "2", "--n-class", "2"]}
+        "dreambooth": ["--steps", "2", "--n-class", "2"], "edit": []}
 
 
 def tiny(argv: list[str]) -> list[str]:
