@@ -200,6 +200,19 @@ def colour_prompt(colour: str) -> str:
     return f"something {colour}"
 
 
+@torch.no_grad()
+def read_attributes(clip: "MiniClip", images: torch.Tensor) -> list[dict[str, tuple[str, float]]]:
+    """What each image (B, 3, H, W) shows, by zero-shot over the world's contents, colours and named
+    styles: [{"content": (label, probability), "colour": ..., "style": ...}] per image."""
+    values = {"content": list(world.CONTENTS), "colour": list(world.COLOURS), "style": list(world.STYLES)}
+    prompt = {"content": content_prompt, "colour": colour_prompt, "style": style_prompt}
+    embeddings = clip.image_embeddings(images)
+    best = {k: clip.zero_shot_embeddings(embeddings, [prompt[k](v) for v in names]).max(-1)
+            for k, names in values.items()}
+    return [{k: (values[k][int(best[k].indices[i])], float(best[k].values[i])) for k in values}
+            for i in range(len(images))]
+
+
 def attribute_prompt(primitive: str, value: str) -> str:
     """A prompt for one style primitive's value: "a picture on a dark background", "a picture with no
     outline". Captions leave the plain values unsaid; CLIP is taught words for them too."""

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 
 from . import world
-from .clip import colour_prompt, content_prompt
+from .clip import read_attributes
 
 TEMPLATE = "{content} in {descriptor} style"
 
@@ -56,10 +56,7 @@ def descriptor_of(style: str) -> str:
 
 def propose_content(clip, image) -> tuple[str, float]:
     """What the mini CLIP thinks the reference shows: ('a pink star', confidence), zero-shot over
-    the mini world's contents and colours."""
-
-    image = image[None] if image.ndim == 3 else image
-    content_p = clip.zero_shot(image, [content_prompt(c) for c in world.CONTENTS])[0]
-    colour_p = clip.zero_shot(image, [colour_prompt(c) for c in world.COLOURS])[0]
-    content, colour = world.CONTENTS[int(content_p.argmax())], list(world.COLOURS)[int(colour_p.argmax())]
-    return world.with_articles(f"a {colour} {content}"), float(content_p.max() * colour_p.max())
+    the mini world's contents and colours (clip.read_attributes)."""
+    read = read_attributes(clip, image[None] if image.ndim == 3 else image)[0]
+    (content, p_content), (colour, p_colour) = read["content"], read["colour"]
+    return world.with_articles(f"a {colour} {content}"), p_content * p_colour

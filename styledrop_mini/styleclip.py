@@ -54,7 +54,7 @@ import torch.nn.functional as F
 from tqdm.auto import trange
 
 from . import world
-from .clip import colour_prompt, content_prompt, style_prompt
+from .clip import colour_prompt, content_prompt, read_attributes, style_prompt
 from .images import pil_to_tensor
 from .metrics import mean_se
 from .sampling import SamplerSettings, decode
@@ -339,9 +339,10 @@ class RemaskEdit:
             raise ValueError(f"mask must be 'likelihood' or 'random', got {self.mask!r}")
         if not 0 < self.share <= 1:
             raise ValueError(f"share must lie in (0, 1], got {self.share}")
-        for name in ("dilation", "passes", "best_of"):
-            if not (isinstance(getattr(self, name), int) and getattr(self, name) >= (0 if name == "dilation" else 1)):
-                raise ValueError(f"{name} must be a whole number >= {0 if name == 'dilation' else 1}, got {getattr(self, name)}")
+        for name, least in (("dilation", 0), ("passes", 1), ("best_of", 1)):
+            value = getattr(self, name)
+            if not (isinstance(value, int) and value >= least):
+                raise ValueError(f"{name} must be a whole number >= {least}, got {value}")
         return self
 
 
@@ -366,7 +367,10 @@ def edit_mask(pipe, tokens: torch.Tensor, source_prompts: list[str], target_prom
               settings: RemaskEdit = RemaskEdit()) -> torch.Tensor:
     """Which tokens the edit concerns (B, N) bool: those the source caption explains better than the
     target by more than `threshold` nats (DiffEdit's idea, Couairon et al. 2022, read off MaskGIT's
-    likelihoods instead of a diffusion model's noise), grown by `dilation` tokens."""
+    likelihoods instead of a diffusion model's noise), grown by `dilation` tokens. At threshold 0 the mask is
+    wide: on a blue flat star asked to turn red it holds 98 % of the shape's tokens and 60 % of the
+    background's (0.5 nats: 92 % and 16 %); the tokens left unmasked are those the target caption explains
+    at least as well, and they anchor the re-decoding."""
     gap = (token_log_likelihood(pipe, tokens, source_prompts, settings.passes)
            - token_log_likelihood(pipe, tokens, target_prompts, settings.passes))
     grid = pipe.transformer.config.grid
@@ -376,16 +380,10 @@ def edit_mask(pipe, tokens: torch.Tensor, source_prompts: list[str], target_prom
     return mask.flatten(1) > 0
 
 
-@torch.no_grad()
 def describe(clip, images: torch.Tensor) -> list[dict]:
-    """What each image shows, by CLIP zero-shot: [{"content", "colour", "style"}] over the world's
-    contents, colours and named styles (the source caption an edit starts from; no judge is asked)."""
-    names = {"content": list(world.CONTENTS), "colour": list(world.COLOURS), "style": list(world.STYLES)}
-    embeddings = clip.image_embeddings(images)
-    prompt = {"content": content_prompt, "colour": colour_prompt, "style": style_prompt}
-    picked = {k: clip.zero_shot_embeddings(embeddings, [prompt[k](v) for v in values]).argmax(-1).tolist()
-              for k, values in names.items()}
-    return [{k: names[k][picked[k][i]] for k in names} for i in range(len(images))]
+    """What each image shows, by CLIP zero-shot (clip.read_attributes): [{"content", "colour", "style"}],
+    the source caption an edit starts from (no judge is asked)."""
+    return [{k: label for k, (label, _) in read.items()} for read in read_attributes(clip, images)]
 
 
 def edited(parts: dict, edit: Edit) -> dict:
@@ -439,7 +437,7 @@ def edit_report(judges, before: torch.Tensor, after: torch.Tensor, edits: list[E
 # One edit of one image, by any method (what `styledrop-mini edit` runs)
 # ----------------------------------------------------------------------------------------------
 METHODS = ("remask", "latent", "mapper", "global")
-# the latent optimisation that edits most while keeping the most (benchmarks/results/styleclip_sweep.json)
+# the latent optimisation variant that edits most (benchmarks/results/styleclip_sweep.json: 23 % changed, 52 % kept)
 PUSHED = LatentOptimisation(lr=0.1, l2=0.002, straight_through=True, views=4)
 
 
