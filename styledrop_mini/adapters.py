@@ -260,9 +260,10 @@ def record_base(path, base_file) -> str:
 
 def tune(pipe, images: torch.Tensor, prompts: list[str], config: AdapterConfig | None = None,
          steps: int = TUNING.steps, batch_size: int = TUNING.batch_size, lr: float = TUNING.lr,
-         seed: int = 0, device="cpu", precision: str = "auto", loss_fn=None):
+         seed: int = 0, device=None, precision: str = "auto", loss_fn=None):
     """Train fresh adapters on (image, prompt) pairs — one reference image, or a feedback selection —
-    with the base model frozen. Returns (adapted copy of the base model, training history).
+    with the base model frozen. Returns (adapted copy of the base model, training history), on
+    `device` (default: the pipeline's, where its text encoder already runs).
     `loss_fn(model, batch)` replaces the masked-token loss (DreamBooth adds a prior term to it).
     `precision` "auto" is bf16 only where it is native (devices.py); Ctrl-C raises training.TrainingInterrupted."""
 
@@ -279,13 +280,14 @@ def tune(pipe, images: torch.Tensor, prompts: list[str], config: AdapterConfig |
     bank = TokenBank(tokens=tokens, texts=list(prompts), content_ids=zeros, colour_ids=zeros, style_ids=zeros)
     settings = TrainSettings(steps=steps, batch_size=batch_size, lr=lr, seed=seed, warmup=min(20, steps // 5 + 1),
                              weight_decay=0.0, log_every=max(1, steps // 30), save_every=10**9, precision=precision)
-    history = fit(model, loss_fn or prompt_loss_fn(pipe.text_encoder), bank, settings, torch.device(device),
+    device = pipe.device if device is None else torch.device(device)
+    history = fit(model, loss_fn or prompt_loss_fn(pipe.text_encoder), bank, settings, device,
                   desc="adapter tuning")
     return model.eval(), history
 
 
 def tune_style(pipe, reference: StyleReference, config: AdapterConfig | None = None, steps: int = TUNING.steps,
-               batch_size: int = TUNING.batch_size, lr: float = TUNING.lr, seed: int = 0, device="cpu",
+               batch_size: int = TUNING.batch_size, lr: float = TUNING.lr, seed: int = 0, device=None,
                precision: str = "auto", say: Callable[[str], None] = print) -> tuple[nn.Module, AdapterInfo]:
     """StyleDrop round 1 from one reference (datasets.StyleReference.from_file): tune fresh adapters on
     its caption (the mini CLIP proposes the content when the reference has none, and `say` tells it)

@@ -138,7 +138,7 @@ def prior_loss_fn(text_encoder, prior_tokens: torch.Tensor, class_prompt: str, w
 
 def tune_subject(pipe, images: torch.Tensor, prompt: str, identifier: str = "sks", config=None,
                  steps: int = TUNING.steps, lr: float = TUNING.lr, prior_weight: float = PRIOR.weight,
-                 n_class: int = PRIOR.n_class, cache_dir=None, seed: int = 0, device="cpu",
+                 n_class: int = PRIOR.n_class, cache_dir=None, seed: int = 0, device=None,
                  precision: str = "auto"):
     """A DreamBooth content adapter on the subject's images captioned `prompt` ("an orange sks star in
     flat style"), with prior preservation on the same caption without the identifier.
@@ -166,7 +166,7 @@ def renamed(meta: dict, identifier: str | None = None, class_noun: str | None = 
 
 def tune_subject_folder(pipe, folder, identifier: str | None = None, class_noun: str | None = None, config=None,
                         steps: int = TUNING.steps, lr: float = TUNING.lr, prior_weight: float = PRIOR.weight,
-                        n_class: int = PRIOR.n_class, cache_dir=None, seed: int = 0, device="cpu",
+                        n_class: int = PRIOR.n_class, cache_dir=None, seed: int = 0, device=None,
                         precision: str = "auto") -> tuple[torch.nn.Module, AdapterInfo]:
     """`tune_subject` on a folder of subject images (`load_subject`), its identifier and class noun
     optionally renamed. Returns (content adapter, the info to save with it)."""

@@ -277,7 +277,7 @@ def select_judged(pool, verdicts: dict, style: str, per_prompt: int = 1, best_ef
 
 
 def train_round(pipe, run: Run, name: str, reference: torch.Tensor | None = None, settings=None, seed: int = 0,
-                device="cpu", precision: str = "auto"):
+                device=None, precision: str = "auto"):
     """Tune a fresh round-2 adapter on the selection `name` (with the reference, if the settings say so;
     by default the run's reference.png) and save it as RUN/round2_NAME.safetensors. Returns (adapted model, path)."""
 

@@ -187,6 +187,20 @@ def test_tuning_is_reproducible_for_a_seed():
     assert all(torch.equal(sa[k], sb[k]) for k in sa)
 
 
+def test_tuning_runs_on_the_pipelines_device_unless_told(monkeypatch):
+    """A pipeline on a GPU tunes there: its text encoder's features are on that device (a CPU default
+    broke `evaluate style-prior --device cuda`)."""
+    from styledrop_mini.pipeline import MusePipeline
+
+    pipe, seen = MusePipeline.load(), []
+    monkeypatch.setattr(adapters, "fit", lambda model, loss_fn, bank, settings, device, **kw: seen.append(device))
+    monkeypatch.setattr(type(pipe), "device", property(lambda self: torch.device("meta")))  # "where the pipe is"
+    monkeypatch.setattr(pipe.tokenizer, "encode", lambda images: torch.zeros(len(images), 16, 16, dtype=torch.long))
+    adapters.tune(pipe, torch.rand(3, 64, 64), ["a red star in neon style"], steps=1)
+    adapters.tune(pipe, torch.rand(3, 64, 64), ["a red star in neon style"], steps=1, device="cpu")
+    assert seen == [torch.device("meta"), torch.device("cpu")]
+
+
 def test_full_fine_tuning_trains_every_weight_and_is_not_saved_as_an_adapter(tmp_path):
     model = MaskedTransformer(CFG)
     params = attach(model, AdapterConfig(kind="full"))
