@@ -67,7 +67,8 @@ def _judged(report: dict, n: int) -> dict:
     """style_transfer_report's judge accuracies as rates with standard errors, plus its CLIP scores."""
     return {"style": rate(report["judge_style"], n), "content": rate(report["judge_content"], n),
             "clip_text": report["clip_text"], "clip_style": report["clip_style"],
-            "leak_reference_content": report["leak_reference_content"]}
+            "leak_reference_content": report["leak_reference_content"],
+            **({"primitives": report["primitives"]} if "primitives" in report else {})}
 
 
 def true_renders(style: str, contents, seed: int = DIAGNOSTIC_SEED) -> tuple[torch.Tensor, list[str]]:
@@ -278,12 +279,17 @@ def table(report: dict) -> str:
     """The report as a markdown table: judge style / content % per held-out style and test."""
     styles = list(report["styles"])
     lines = ["| test (judge style / content %) | " + " | ".join(styles) + " |", "|---" * (len(styles) + 1) + "|"]
-    tests = [(f"upper bound, {name.replace('=', ' ')}", lambda s, n=name: s["upper_bound"][n])
-             for name in next(iter(report["styles"].values()))["upper_bound"] if name.startswith("lambda_a")]
+    lambdas = [name for name in next(iter(report["styles"].values()))["upper_bound"] if name.startswith("lambda_a")]
+    tests = [(f"upper bound, {name.replace('=', ' ')}", lambda s, n=name: s["upper_bound"][n]) for name in lambdas]
     tests += [("one image, round 1, defaults", lambda s: s["one_image"]),
               ("base model, style name only", lambda s: s["name_only"])]
     for label, pick in tests:
         lines.append(f"| {label} | " + " | ".join(_cell(pick(report["styles"][s])) for s in styles) + " |")
+    upper = [report["styles"][s]["upper_bound"][lambdas[0]].get("primitives") for s in styles]
+    if all(upper):  # which part of the look the adapter on true renders misses
+        lines += ["", f"| upper bound, {lambdas[0].replace('=', ' ')}: primitive as its recipe % | " + " | ".join(styles) + " |",
+                  "|---" * (len(styles) + 1) + "|"]
+        lines += [f"| {name} | " + " | ".join(f"{100 * row[name]:.0f}" for row in upper) + " |" for name in upper[0]]
     word, quality = report["unseen_word"], report["seen_quality"]
     lines.append("")
     lines.append(f"base content with its own style word {100 * word['own word']['content']['rate']:.1f} %, with "

@@ -175,6 +175,15 @@ def judged_per_image(judges, images: torch.Tensor, labels: list[str], ref: Style
 
 
 @torch.no_grad()
+def primitive_rates(judges, images: torch.Tensor, style: str) -> dict[str, float]:
+    """For a named world style: the share of `images` whose judged value of each primitive is the
+    style's recipe. "Style right" needs all five at once; this says which of them a model misses."""
+    recipe, looks = world.STYLE_LOOKS[style], judges.judge(images)["look"]
+    return {name: sum(getattr(look, name) == getattr(recipe, name) for look in looks) / len(looks)
+            for name in PRIMITIVES}
+
+
+@torch.no_grad()
 def style_report(images: torch.Tensor, contents: list[str], style: str, prompts: list[str], judges, clip,
                  reference: torch.Tensor) -> dict:
     """How well `images` (one per entry of `contents`/`prompts`) show their content in `style`:
@@ -196,7 +205,7 @@ def style_transfer_report(pipe, judges, clip, ref: StyleReference, model=None, s
     with `model` (adapted, Eq. 4 `guidance`) or, with None, the base model given
     the same prompt. `ref` is a row of datasets.style_references(). Returns (report, images, prompts);
     the report is style_report's plus "leak_reference_content": the share of images the judges take
-    for the reference's own content."""
+    for the reference's own content, and for a world style "primitives" (`primitive_rates`)."""
 
     labels = test_labels(ref, seeds, n_contents)
     prompt_for = prompt_for or (lambda content: templates.styled(content, ref.descriptor, ref.template))
@@ -206,6 +215,8 @@ def style_transfer_report(pipe, judges, clip, ref: StyleReference, model=None, s
     report = style_report(images, labels, ref.style, prompt_list, judges, clip, ref.image)
     leak = judged_per_image(judges, images, labels, ref)["leak"]
     report["leak_reference_content"] = sum(leak) / len(leak)
+    if ref.style in world.STYLE_LOOKS:
+        report["primitives"] = primitive_rates(judges, images, ref.style)
     return report, images, prompt_list
 
 

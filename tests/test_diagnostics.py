@@ -1,14 +1,20 @@
 """Style-prior diagnostics (issue 16): the measurements run end to end, test on contents the adapter never
 saw, and report rates with standard errors."""
+import dataclasses
 import math
 
 import pytest
+import torch
 
 from styledrop_mini import diagnostics, metrics, world
 from styledrop_mini.clip import MiniClip
 from styledrop_mini.datasets import style_references
+from styledrop_mini.images import pil_to_tensor
 from styledrop_mini.judges import Judges
+from styledrop_mini.metrics import primitive_rates
 from styledrop_mini.pipeline import MusePipeline
+from styledrop_mini.settings import CHECKPOINT_DIR
+from styledrop_mini.styles import PRIMITIVES
 
 
 @pytest.fixture(scope="module")
@@ -54,12 +60,24 @@ def test_the_whole_report_runs_tiny_and_reads_as_a_table(models, tmp_path):
     assert set(report["seen_quality"]) >= {"content", "colour", "style", "clip_text_score_ratio"}
     text = diagnostics.table(report)
     assert "| upper bound, lambda_a 1 |" in text and "| base model, style name only |" in text and "'zorblax'" in text
+    assert set(neon["upper_bound"]["lambda_a=1"]["primitives"]) == set(PRIMITIVES) and "| outline |" in text
     outside = report["outside"][0]
     assert outside["descriptor"] == "scribbled" and outside["similarity_after"]["n"] == 2
     assert all(-1 <= outside[k]["mean"] <= 1 for k in ("similarity_before", "similarity_after"))
     assert "mine.png ('scribbled'): style similarity" in text
     with pytest.raises(ValueError, match="no reference image for"):
         diagnostics.style_prior_report(pipe, judges, clip, {}, styles=("neon",))
+
+
+def test_primitive_rates_say_which_part_of_a_look_is_missed():
+    judges = Judges.load(CHECKPOINT_DIR / "judges.safetensors")
+    neon = torch.stack([pil_to_tensor(world.render(c, "red", "neon", seed=3)) for c in ("star", "house", "heart", "moon")])
+    assert primitive_rates(judges, neon, "neon") == dict.fromkeys(PRIMITIVES, 1.0)
+    # neon's shapes with thin outlines instead of glowing ones: only the outline is missed
+    thin = dataclasses.replace(world.STYLE_LOOKS["neon"], outline="thin")
+    other = torch.stack([pil_to_tensor(world.render(c, "red", thin, seed=3)) for c in ("star", "house", "heart", "moon")])
+    rates = primitive_rates(judges, other, "neon")
+    assert rates["outline"] == 0.0 and min(rates[name] for name in PRIMITIVES if name != "outline") >= 0.75
 
 
 def test_the_cli_measures_held_out_styles_only(capsys):
