@@ -11,8 +11,8 @@ Each source is a test render (odd seed) of a seen named style; its edit changes 
     other renders, then one pass per source;
   - StyleCLIP's global directions (styleclip.channel_effects on 32 other renders, apply_global_direction);
   - the MaskGIT-native edit (styleclip.remask_edit): half the tokens at random, or the tokens the edit
-    concerns (edit_mask: the source caption's likelihood against the target's), one draw or the best of
-    4 by CLIP. Source captions are read off CLIP (styleclip.describe), as the CLI does; one row gives it
+    concerns (edit_mask: the source caption's likelihood against the target's; at the default threshold
+    or a tighter one), one draw or the best of 4 by CLIP. Source captions are read off CLIP (styleclip.describe), as the CLI does; one row gives it
     the true captions instead, to show what CLIP's misreadings cost.
 For each: the judges' rates (mean, standard error) of `changed` (the edited attribute has its new
 value), `kept` (the other two are as before) and `both`, per kind of edit, and seconds per edit.
@@ -47,6 +47,7 @@ REMASK = {
     "MaskGIT re-mask, half the tokens at random": RemaskEdit(mask="random", best_of=1),
     "MaskGIT re-mask, the edit's tokens (likelihood mask)": RemaskEdit(best_of=1),
     "MaskGIT re-mask, the edit's tokens, best of 4 by CLIP": RemaskEdit(),
+    "MaskGIT re-mask, a tighter mask (0.5 nats, not grown), best of 4 by CLIP": RemaskEdit(threshold=0.5, dilation=0),
 }
 
 

@@ -6,7 +6,9 @@ per held-out style, by (`styledrop-mini evaluate style-prior`; the protocol is .
 
   upper_bound   an adapter tuned on K TRUE renders of the style, of K contents the test never shows.
                 If even this cannot draw new contents in the style, no one-image method, feedback
-                round or content adapter can: run it before blaming a method.
+                round or content adapter can: run it before blaming a method. Whether a wider adapter,
+                full fine-tuning, more renders or a cooler sampler would change it:
+                benchmarks/upper_bound_ablation.py.
   one_image     StyleDrop round 1 from the style's bundled reference at the default settings.
   name_only     the base model given the style's name alone. It must draw the style rarely (the
                 acceptance bar is <= 20 %), or the test measures what the base already knows rather

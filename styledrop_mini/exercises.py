@@ -574,6 +574,68 @@ def _prior_loss(answer) -> str:
 
 
 # ----------------------------------------------------------------------------------------------
+# 10 · text-guided editing
+# ----------------------------------------------------------------------------------------------
+def _styleclip_case(seed: int = 10):
+    """Unit image embeddings (3, 8), a unit text embedding (1, 8), latents z and z_s (3, 2, 4, 4)."""
+    g = torch.Generator().manual_seed(seed)
+    images = F.normalize(torch.randn(3, 8, generator=g), dim=-1)
+    text = F.normalize(torch.randn(1, 8, generator=g), dim=-1)
+    z_source = torch.randn(3, 2, 4, 4, generator=g)
+    return images, text, z_source + 0.3 * torch.randn(3, 2, 4, 4, generator=g), z_source
+
+
+@exercise("10.styleclip_loss")
+def _styleclip_loss(answer) -> str:
+    images, text, z, z_source = _styleclip_case()
+    cosine = (images * text).sum(-1)
+    squared = (z - z_source).pow(2).flatten(1).sum(-1)
+    for l2 in (0.0, 0.008, 0.5):
+        got = torch.as_tensor(answer(images, text, z, z_source, l2))
+        want = 1 - cosine + l2 * squared
+        if got.shape != want.shape:
+            raise ExerciseError(f"one loss per image: shape {tuple(want.shape)} (B,), got {tuple(got.shape)}; sum "
+                                "the L2 term over each latent's numbers (flatten(1).sum(-1)), not over the batch")
+        if torch.allclose(got, want, atol=1e-5):
+            continue
+        at = f"with l2={l2:g}: "
+        if torch.allclose(got, cosine + l2 * squared, atol=1e-5):
+            raise ExerciseError(at + "D_CLIP is a distance, 1 − cos: minimising cos would move AWAY from the text")
+        if torch.allclose(got, 1 - cosine + l2 * squared.sqrt(), atol=1e-5):
+            raise ExerciseError(at + "StyleCLIP's leash is the SQUARED distance ‖z − z_s‖²: do not take the root")
+        if torch.allclose(got, 1 - cosine + l2 * (z - z_source).pow(2).flatten(1).mean(-1), atol=1e-5):
+            raise ExerciseError(at + "sum the squared differences over the latent's numbers; a mean divides λ_L2 by "
+                                f"{z[0].numel()}")
+        if torch.allclose(got, 1 - cosine, atol=1e-5):
+            raise ExerciseError(at + "the L2 term is missing: add λ_L2 ‖z − z_s‖²")
+        raise ExerciseError(at + "expected (1 − cos(image, text)) + λ_L2 ‖z − z_s‖² per image (the embeddings are "
+                            "unit vectors, so cos is their dot product)")
+    return "D_CLIP + λ_L2 ‖z − z_s‖²: the loss styleclip.optimise_latent minimises"
+
+
+@exercise("10.text_direction")
+def _text_direction(answer) -> str:
+    g = torch.Generator().manual_seed(10)
+    neutral = F.normalize(torch.randn(5, 8, generator=g), dim=-1)
+    target = neutral[2]
+    got = torch.as_tensor(answer(target, neutral))
+    want = F.normalize(target - neutral.mean(0), dim=0)
+    if got.shape != want.shape:
+        raise ExerciseError(f"Δt is one direction: shape {tuple(want.shape)}, got {tuple(got.shape)}")
+    if torch.allclose(got, want, atol=1e-5):
+        return "Δt = (target − mean(neutral)) / ‖·‖: equal to styleclip.text_direction"
+    if torch.allclose(got, target - neutral.mean(0), atol=1e-5):
+        raise ExerciseError("the direction is right but not unit length: divide by its norm")
+    if torch.allclose(got, F.normalize(target, dim=0), atol=1e-5) or torch.allclose(got, target, atol=1e-5):
+        raise ExerciseError("subtract the neutral text (the mean of the attribute's every value): the target "
+                            "alone points at everything CLIP sees in 'something red', not at the change")
+    if torch.allclose(got, -want, atol=1e-5):
+        raise ExerciseError("the direction points the wrong way: target minus neutral, not neutral minus target")
+    raise ExerciseError("expected the target's embedding minus the mean of `neutral` over its values (dim 0), "
+                        "divided by its length")
+
+
+# ----------------------------------------------------------------------------------------------
 # 11 · tuning-free style
 # ----------------------------------------------------------------------------------------------
 def _image_branch_case(seed: int = 11):

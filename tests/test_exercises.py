@@ -261,3 +261,25 @@ def test_subtract_content_checker():
         check("11.subtract_content", lambda e, t, s: e + s * t)
     with pytest.raises(ExerciseError, match="do not re-normalise"):
         check("11.subtract_content", lambda e, t, s: torch.nn.functional.normalize(e - s * t, dim=-1))
+
+
+def test_styleclip_loss_checker():
+    right = lambda e, t, z, zs, l2: 1 - (e * t).sum(-1) + l2 * (z - zs).pow(2).flatten(1).sum(-1)  # noqa: E731
+    assert "optimise_latent" in check("10.styleclip_loss", right)
+    with pytest.raises(ExerciseError, match="1 − cos"):
+        check("10.styleclip_loss", lambda e, t, z, zs, l2: (e * t).sum(-1) + l2 * (z - zs).pow(2).flatten(1).sum(-1))
+    with pytest.raises(ExerciseError, match="SQUARED"):
+        check("10.styleclip_loss", lambda e, t, z, zs, l2: 1 - (e * t).sum(-1) + l2 * (z - zs).pow(2).flatten(1).sum(-1).sqrt())
+    with pytest.raises(ExerciseError, match="one loss per image"):
+        check("10.styleclip_loss", lambda e, t, z, zs, l2: (1 - (e * t).sum(-1)).mean() + l2 * (z - zs).pow(2).sum())
+
+
+def test_text_direction_checker():
+    right = lambda t, n: (t - n.mean(0)) / (t - n.mean(0)).norm()  # noqa: E731
+    assert "text_direction" in check("10.text_direction", right)
+    with pytest.raises(ExerciseError, match="unit length"):
+        check("10.text_direction", lambda t, n: t - n.mean(0))
+    with pytest.raises(ExerciseError, match="neutral"):
+        check("10.text_direction", lambda t, n: t)
+    with pytest.raises(ExerciseError, match="wrong way"):
+        check("10.text_direction", lambda t, n: -right(t, n))
