@@ -129,14 +129,14 @@ def cmd_train(args) -> int:
 
 
 def cmd_evaluate(args) -> int:
-    evaluation.check_request(args.models, args.styles, args.png)
+    evaluation.check_request(args.models, args.styles, args.png, args.resume, args.work_dir)
     json_out = check_output(args.json, "file", "--json") if args.json else None
     settings = SamplerSettings(steps=args.steps, guidance_scale=args.guidance_scale, temperature=args.temperature)
     table = paper_table.settings_for(args.quick, args.tuning_seeds, args.seeds)
     report = evaluation.evaluate(args.models, args.checkpoints, args.device, n=args.n, seed=args.seed,
                                  workers=args.workers, prompts=args.prompts, settings=settings, styles=args.styles,
                                  seeds=args.seeds, precision=args.precision, png=args.png, table_settings=table,
-                                 table_dir=args.table_dir)
+                                 table_dir=args.table_dir, table_workdir=args.work_dir, resume=args.resume)
     text = json.dumps(report, indent=2)
     print(text)
     if json_out:
@@ -538,6 +538,10 @@ def _add_evaluate(sub, command) -> None:
                           help="'table' with few contents, images and steps (paper_table.QUICK_TABLE): a dry run")
     evaluate.add_argument("--table-dir", help="for 'table': write its CSV, markdown and pictures here, e.g. "
                                               "benchmarks/results (default: none, the table is printed)")
+    evaluate.add_argument("--work-dir", help="for 'table': keep each finished row here (the full table is hours on "
+                                             "2 CPU cores), e.g. /tmp/table_run (default: a temporary folder)")
+    evaluate.add_argument("--resume", action="store_true",
+                          help="for 'table': continue the run kept in --work-dir, reading its finished rows back")
     evaluate.add_argument("--json", help="also write the report to this file (default: print only)")
     evaluate.set_defaults(func=cmd_evaluate)
 

@@ -28,9 +28,10 @@ MODELS = ("tokenizer", "judges", "clip", "base", "style-prior", "table")
 HELD_OUT = world.HELD_OUT_STYLES + (world.HARD_STYLE,)
 
 
-def check_request(models, styles=HELD_OUT, png=()) -> None:
+def check_request(models, styles=HELD_OUT, png=(), resume: bool = False, table_workdir=None) -> None:
     """Refuse what cannot be measured before any slow work: unknown models, styles that are not
-    held out, a PNG without 'style-prior' to measure it, a missing or broken PNG."""
+    held out, a PNG without 'style-prior' to measure it, a missing or broken PNG, a table to resume
+    without its work folder."""
     unknown = sorted(set(models) - set(MODELS))
     if unknown:
         raise ValueError(f"unknown model(s) {unknown}; choose from {', '.join(MODELS)}")
@@ -42,23 +43,26 @@ def check_request(models, styles=HELD_OUT, png=()) -> None:
         raise ValueError("a PNG is measured by 'style-prior': add it to the models")
     for path, _ in png:
         load_image(path)  # a missing or broken picture fails now
+    if resume and ("table" not in models or table_workdir is None):
+        raise ValueError("--resume continues a 'table' run: give 'table' and the run's --work-dir")
 
 
 def evaluate(models, checkpoints=None, device="cpu", n: int = 1000, seed: int = 1, workers: int | None = None,
              prompts: int = 400, settings: SamplerSettings | None = None, styles=HELD_OUT, seeds: int | None = None,
              precision: str = "auto", png=(), table_settings: paper_table.TableSettings | None = None,
-             table_dir=None, say=print) -> dict:
+             table_dir=None, table_workdir=None, resume: bool = False, say=print) -> dict:
     """The report of each of `models` (any of MODELS) on the checkpoints in `checkpoints` (default: the
     bundled ones): `n` fresh test renders (seed `seed`) for the measuring models, `prompts` prompts per
     style group for "base" (sampled with `settings`), `prompts` x `seeds` images per test for
     "style-prior" (with `png`: pictures drawn outside the world, as (file, descriptor) pairs); for
     "table", `table_settings` (default paper_table.TableSettings()), its CSV, markdown and pictures
-    written to `table_dir` when given."""
-    check_request(models, styles, png)
+    written to `table_dir` when given, each finished row kept in `table_workdir` (with `resume`: read
+    back from it)."""
+    check_request(models, styles, png, resume, table_workdir)
     settings = (settings or SamplerSettings()).check()
     folder = Path(checkpoints) if checkpoints else CHECKPOINT_DIR
     device = pick_device(device)
-    measuring = [m for m in models if m not in ("base", "style-prior")]
+    measuring = [m for m in models if m in ("tokenizer", "judges", "clip")]  # the ones read from test renders
     bank = metrics.look_test_bank(n=n, seed=seed, workers=workers) if measuring else None
     report = {"test_images": len(bank) if bank else 0, "seed": seed}
     if "tokenizer" in models or "judges" in models:
@@ -98,7 +102,8 @@ def evaluate(models, checkpoints=None, device="cpu", n: int = 1000, seed: int = 
         start = time.perf_counter()
         references, descriptions = paper_table.table_references(styles)
         result = paper_table.run_table(pipe, pipe.judges(), references, table_settings or paper_table.TableSettings(),
-                                       outside=descriptions, device=device, say=say)
+                                       outside=descriptions, workdir=table_workdir, resume=resume, device=device,
+                                       say=say)
         report["table"] = {k: v for k, v in result.items() if k != "images"}
         report["table_wall_seconds"] = round(time.perf_counter() - start, 1)
         say(paper_table.markdown(result))

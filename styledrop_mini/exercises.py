@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from . import world
+from . import metrics, paper_table, world
 from .adapters import AdapterConfig, attach, count
 from .clip import MiniClip
 from .datasets import ImageFolder, MiniWorld
@@ -571,6 +571,72 @@ def _prior_loss(answer) -> str:
                                     "that is what keeps 'a star' meaning any star")
             raise ExerciseError(at + "Each term is the masked-token loss of its own tokens, prompt and mask")
     return f"L = {float(instance):.4f} + w · {float(prior):.4f}: dreambooth.prior_loss_fn's loss on fixed masks"
+
+
+# ----------------------------------------------------------------------------------------------
+# 09 · evaluation
+# ----------------------------------------------------------------------------------------------
+@exercise("09.pair_auc")
+def _pair_auc(answer) -> str:
+    g = torch.Generator().manual_seed(9)
+    positive = torch.cat([torch.rand(30, generator=g) + 0.3, torch.tensor([0.5, 0.5])])
+    negative = torch.cat([torch.rand(40, generator=g), torch.tensor([0.5])])  # two ties with the last positives
+    want = metrics.pair_auc(positive, negative)
+    got = float(answer(positive, negative))
+    if math.isclose(got, want, abs_tol=1e-6):
+        return f"AUC {want:.4f}: equal to metrics.pair_auc (content_invariance's AUC)"
+    strict = float((positive[:, None] > negative[None]).float().mean())
+    if math.isclose(got, strict, abs_tol=1e-6) or math.isclose(got, float((positive[:, None] >= negative[None]).float().mean()), abs_tol=1e-6):
+        raise ExerciseError("ties: a positive pair exactly as alike as a negative one counts half, neither won "
+                            "nor lost (two of these inputs tie)")
+    if math.isclose(got, 1 - want, abs_tol=1e-6):
+        raise ExerciseError("the AUC is the chance that a POSITIVE pair (same look, other content) scores above a "
+                            "negative one; yours is the other way round")
+    if math.isclose(got, float(positive.mean() - negative.mean()), abs_tol=1e-6):
+        raise ExerciseError("that is the gap between the mean similarities; the AUC compares every positive "
+                            "with every negative: the share of (positive, negative) couples the positive wins")
+    raise ExerciseError(f"expected {want:.4f}: compare every positive with every negative (broadcast "
+                        "positive[:, None] against negative[None]) and average; a tie counts 0.5")
+
+
+def _disagreement_cases():
+    """(clip_a, judge_a, clip_b, judge_b) as {"mean", "se"} cells, and what paper_table says of each."""
+    cell = lambda mean, se: {"mean": mean, "se": se}  # noqa: E731
+    cases = [(cell(0.70, 0.01), cell(0.10, 0.04), cell(0.60, 0.01), cell(0.40, 0.05)),  # clear, opposite
+             (cell(0.70, 0.01), cell(0.40, 0.04), cell(0.60, 0.01), cell(0.10, 0.05)),  # clear, same order
+             (cell(0.70, 0.05), cell(0.10, 0.04), cell(0.60, 0.05), cell(0.40, 0.05)),  # CLIP's gap is noise
+             (cell(0.70, 0.01), cell(0.30, 0.05), cell(0.60, 0.01), cell(0.40, 0.05)),  # judges' gap is noise
+             (cell(0.635, 0.02), cell(0.10, 0.03), cell(0.60, 0.01), cell(0.40, 0.03)),  # 2 se, not 1
+             (cell(0.66, 0.02), cell(0.20, 0.06), cell(0.60, 0.02), cell(0.40, 0.06))]  # beyond the sum? hypot
+    truths = []
+    for clip_a, judge_a, clip_b, judge_b in cases:
+        table = {"ref": {"a": {"clip_style": clip_a, "judge_style": judge_a},
+                         "b": {"clip_style": clip_b, "judge_style": judge_b}}}
+        truths.append(bool(paper_table.disagreements(table)))
+    return cases, truths
+
+
+@exercise("09.disagreement")
+def _disagreement(answer) -> str:
+    cases, truths = _disagreement_cases()
+    hints = {0: "CLIP prefers a (0.70 against 0.60), the judges prefer b (40 % against 10 %), both far beyond "
+                "their noise: that is a disagreement",
+             1: "CLIP and the judges both prefer a here: ranking the same way is agreement, however large the gaps",
+             2: "CLIP's gap (0.10) is under two standard errors of a difference (2 × √(0.05² + 0.05²) = 0.14): "
+                "inside the noise, so no disagreement can be claimed",
+             3: "the judges' gap (0.10) is under two standard errors of the difference (2 × √(0.05² + 0.05²)): "
+                "inside the noise",
+             4: "CLIP's gap (0.035) is beyond one standard error of the difference (√(0.02² + 0.01²) = 0.022) "
+                "but not beyond two (0.045): one is not enough",
+             5: "the standard error of a difference is √(se_a² + se_b²), not se_a + se_b: here the gaps are beyond "
+                "2 × √(·) but not beyond 2 × (se_a + se_b)"}
+    for i, ((clip_a, judge_a, clip_b, judge_b), truth) in enumerate(zip(cases, truths)):
+        got = answer(clip_a, judge_a, clip_b, judge_b)
+        if not isinstance(got, (bool, int)) and not hasattr(got, "item"):
+            raise ExerciseError(f"return True or False, got {type(got).__name__}")
+        if bool(got) != truth:
+            raise ExerciseError(f"case {i + 1}: expected {truth}: {hints[i]}")
+    return f"{len(cases)} cases, each as paper_table.disagreements reads them"
 
 
 # ----------------------------------------------------------------------------------------------

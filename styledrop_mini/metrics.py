@@ -227,6 +227,13 @@ def mean_se(values) -> dict:
     return {"mean": float(values.mean()), "se": float(values.std() / n ** 0.5) if n > 1 else float("nan"), "n": n}
 
 
+def pair_auc(positive: torch.Tensor, negative: torch.Tensor) -> float:
+    """The chance that a random positive pair scores above a random negative one (a tie counts half):
+    the area under the ROC curve, computed over every (positive, negative) couple."""
+    positive, negative = positive.flatten()[:, None], negative.flatten()[None]
+    return float((positive > negative).float().mean() + 0.5 * (positive == negative).float().mean())
+
+
 @torch.no_grad()
 def content_invariance(embed, n_looks: int = 24, n_contents: int = 8, seed: int = 1, tokenizer=None) -> dict:
     """How well an image embedding (`embed(images) -> (B, D)` unit vectors) ignores content: renders of
@@ -250,6 +257,5 @@ def content_invariance(embed, n_looks: int = 24, n_contents: int = 8, seed: int 
     same_look = (look_id[:, None] == look_id[None]) & (content_id[:, None] != content_id[None])
     same_content = (content_id[:, None] == content_id[None]) & (look_id[:, None] != look_id[None])
     pos, neg = similarity[same_look], similarity[same_content]
-    auc = (pos[:, None] > neg[None]).float().mean() + 0.5 * (pos[:, None] == neg[None]).float().mean()
-    return {"auc": float(auc), "same_look_other_content": float(pos.mean()),
+    return {"auc": pair_auc(pos, neg), "same_look_other_content": float(pos.mean()),
             "same_content_other_look": float(neg.mean()), "images": len(images)}

@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import csv
 import math
+import re
 import statistics
 import tempfile
 import time
@@ -45,13 +46,14 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
+import safetensors.torch
 import torch
 
 from . import adapters, feedback, instantstyle, metrics, prompts, world
 from .clip import content_prompt
 from .datasets import StyleReference, style_references
 from .feedback import FeedbackSettings
-from .files import read_jsonl
+from .files import read_json, read_jsonl, write_json
 from .sampling import GUIDANCE, AdapterGuidance
 from .settings import DATA_DIR
 from .styles import PRIMITIVES
@@ -261,22 +263,85 @@ def score(ctx: Context, drawn: Drawn, sample_seed: int) -> dict:
     return values | {"images": images}
 
 
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_")
+
+
+class FinishedRows:
+    """The rows a table run has finished, kept in its work folder (rows/REFERENCE/METHOD.json and the
+    first tuning seed's images beside it), so that a run of hours cut short continues where it stopped.
+    The folder's settings.json says what the rows were measured with; a rerun must ask for the same."""
+
+    def __init__(self, workdir: Path, settings: TableSettings, references, resume: bool):
+        self.folder = Path(workdir) / "rows"
+        wanted = {"settings": repr(settings), "references": sorted(references)}
+        settings_file = Path(workdir) / "settings.json"
+        if settings_file.exists():
+            if not resume:
+                raise ValueError(f"{workdir} holds an earlier table run ({settings_file}); continue it with "
+                                 "--resume, or give another --work-dir")
+            kept = read_json(settings_file, "table run settings")
+            changed = [k for k in wanted if kept.get(k) != wanted[k]]
+            if changed:
+                raise ValueError(f"{settings_file}: the earlier run's {' and '.join(changed)} differ from this "
+                                 f"one's ({kept.get(changed[0])} against {wanted[changed[0]]}); give another --work-dir")
+        else:
+            write_json(settings_file, wanted)
+
+    def _paths(self, reference: str, method: str) -> tuple[Path, Path]:
+        stem = self.folder / _slug(reference) / _slug(method)
+        return stem.with_suffix(".json"), stem.with_suffix(".safetensors")
+
+    def get(self, reference: str, method: str):
+        """(row or None where the method does not apply, images or None, the seconds it took), or None
+        if not finished."""
+        row_path, image_path = self._paths(reference, method)
+        if not row_path.exists():
+            return None
+        kept = read_json(row_path, "finished table row")
+        images = safetensors.torch.load_file(image_path)["images"] if image_path.exists() else None
+        return kept.get("row"), images, kept.get("wall_seconds", 0.0)
+
+    def put(self, reference: str, method: str, row: dict | None, images, wall_seconds: float) -> None:
+        row_path, image_path = self._paths(reference, method)
+        row_path.parent.mkdir(parents=True, exist_ok=True)
+        if images is not None:  # the images first: a row on disk always has its pictures
+            safetensors.torch.save_file({"images": images.contiguous()}, image_path)
+        write_json(row_path, {"row": row, "wall_seconds": wall_seconds})
+
+
 def run_table(pipe, judges, references: dict[str, StyleReference], settings: TableSettings = TableSettings(),
-              methods=METHODS, outside: dict | None = None, workdir=None, device="cpu",
+              methods=METHODS, outside: dict | None = None, workdir=None, resume: bool = False, device="cpu",
               say: Callable[[str], None] = print) -> dict:
     """Every method on every reference: {reference: {method: {column: metrics.mean_se, trainable, seconds}}},
-    and {"images": {reference: {method: first tuning seed's images}}} for pictures."""
+    {"images": {reference: {method: first tuning seed's images}}} for pictures, and "wall_seconds": the
+    time the rows took to measure, summed over every run that measured some of them.
+
+    Each finished row is kept in `workdir` (FinishedRows); with `resume`, rows already there are read
+    back instead of measured again (the full table is hours on 2 CPU cores; a resumed reference tunes
+    its round 1 again for its round-2 rows, and that time counts again)."""
     unknown = [m for m in methods if m not in METHODS]
     if unknown:
         raise ValueError(f"unknown methods {unknown}; choose from {', '.join(METHODS)}")
+    if resume and workdir is None:
+        raise ValueError("resume needs the work folder of the run to continue (--work-dir)")
     workdir = Path(workdir or tempfile.mkdtemp(prefix="styledrop_table_"))
-    table, pictures = {}, {}
+    finished = FinishedRows(workdir, settings, references, resume)
+    table, pictures, wall_seconds = {}, {}, 0.0
     for name, ref in references.items():
         ctx = Context(pipe, judges, ref, settings, workdir, outside, device)
         table[name], pictures[name] = {}, {}
         for method in methods:
+            kept = finished.get(name, method)
+            if kept is not None:
+                row, images, seconds = kept
+                wall_seconds += seconds
+                if row is not None:
+                    table[name][method], pictures[name][method] = row, images
+                say(f"{name}: {method}: kept from {finished.folder}")
+                continue
             pooled: dict[str, list] = {}
-            trainable, seconds = 0, []
+            trainable, seconds, start = 0, [], time.perf_counter()
             for seed in settings.tuning_seeds:
                 drawn = draw_method(ctx, method, seed)
                 if drawn is None:
@@ -286,15 +351,19 @@ def run_table(pipe, judges, references: dict[str, StyleReference], settings: Tab
                 for k, v in scored.items():
                     pooled.setdefault(k, []).extend(v)
                 trainable, seconds = drawn.trainable, seconds + [drawn.seconds]
+            wall_seconds += time.perf_counter() - start
             if not pooled:
+                finished.put(name, method, None, None, time.perf_counter() - start)
                 say(f"{name}: {method} does not apply")
                 continue
             row = {k: metrics.mean_se(v) for k, v in pooled.items()}
             row.update(trainable=trainable, seconds=sum(seconds) / len(seconds))
             table[name][method] = row
+            finished.put(name, method, row, pictures[name][method], time.perf_counter() - start)
             say(f"{name}: {method}: " + ", ".join(f"{k} {v['mean']:.3f}" for k, v in row.items()
                                                   if isinstance(v, dict)))
-    return {"table": table, "orderings": orderings(table), "disagreements": disagreements(table), "images": pictures}
+    return {"table": table, "orderings": orderings(table), "disagreements": disagreements(table), "images": pictures,
+            "wall_seconds": round(wall_seconds, 1)}
 
 
 # The paper's conclusions from Table 2, as orderings of two rows on a text or a style measure:

@@ -188,6 +188,7 @@ def test_bad_files_are_named_before_any_model_loads(tmp_path, capsys, monkeypatc
         (["feedback", "train", str(tmp_path)], "is not a feedback run (no manifest.json)"),
         (["train", "judges", "--out", str(tmp_path / "a_file" / "j")], "cannot write in"),
         (["evaluate", "--json", str(tmp_path)], "is a folder; name a file inside it"),
+        (["evaluate", "table", "--resume"], "--resume continues a 'table' run: give 'table' and the run's --work-dir"),
         (["edit", ref, "make it shiny"], "cannot read the edit 'make it shiny'"),
         (["edit", str(tmp_path / "a_file"), "make it red"], "a_file: not a readable image"),
         (["edit", ref, "make it red", "-o", str(tmp_path / "edited.txt")], "has no image extension"),

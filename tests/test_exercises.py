@@ -1,3 +1,5 @@
+import math
+
 import pytest
 import torch
 
@@ -283,3 +285,26 @@ def test_text_direction_checker():
         check("10.text_direction", lambda t, n: t)
     with pytest.raises(ExerciseError, match="wrong way"):
         check("10.text_direction", lambda t, n: -right(t, n))
+
+
+def test_the_evaluation_checkers_explain_wrong_auc_and_disagreement_rules():
+    def auc(p, n):
+        return (p[:, None] > n[None]).float().mean() + 0.5 * (p[:, None] == n[None]).float().mean()
+    assert "metrics.pair_auc" in check("09.pair_auc", auc)
+    with pytest.raises(ExerciseError, match="ties: .* counts half"):
+        check("09.pair_auc", lambda p, n: (p[:, None] > n[None]).float().mean())
+    with pytest.raises(ExerciseError, match="the other way round"):
+        check("09.pair_auc", lambda p, n: 1 - auc(p, n))
+
+    def rule(ca, ja, cb, jb, se=lambda x, y: math.hypot(x["se"], y["se"]), k=2):
+        clip_gap, judge_gap = ca["mean"] - cb["mean"], ja["mean"] - jb["mean"]
+        return abs(clip_gap) > k * se(ca, cb) and abs(judge_gap) > k * se(ja, jb) and clip_gap * judge_gap < 0
+    assert "paper_table.disagreements" in check("09.disagreement", rule)
+    with pytest.raises(ExerciseError, match="case 2: expected False: CLIP and the judges both prefer a"):
+        check("09.disagreement", lambda ca, ja, cb, jb: rule(ca, ja, cb, jb) or abs(ca["mean"] - cb["mean"]) > 0.05)
+    with pytest.raises(ExerciseError, match="case 3: expected False: .*inside the noise"):
+        check("09.disagreement", lambda ca, ja, cb, jb: (ca["mean"] - cb["mean"]) * (ja["mean"] - jb["mean"]) < 0)
+    with pytest.raises(ExerciseError, match="case 3: .*under two standard errors"):
+        check("09.disagreement", lambda *cells: rule(*cells, k=1))
+    with pytest.raises(ExerciseError, match=r"case 6: .*not se_a \+ se_b"):
+        check("09.disagreement", lambda *cells: rule(*cells, se=lambda x, y: x["se"] + y["se"]))

@@ -73,6 +73,30 @@ def test_the_table_fills_every_row_and_writes_it(pipe, tmp_path):
     assert "| StyleDrop R1 |" in paths[1].read_text()
 
 
+def test_a_table_run_cut_short_continues_from_its_finished_rows(pipe, tmp_path):
+    references, descriptions = paper_table.table_references(("neon",))
+    references = {"neon": references["neon"]}
+    tiny = replace(paper_table.QUICK_TABLE, contents=2, seeds=1)
+    methods = ("base, style name", "base, description")
+    first = paper_table.run_table(pipe, pipe.judges(), references, tiny, methods=methods[:1], outside=descriptions,
+                                  workdir=tmp_path, say=lambda line: None)  # stopped after one row
+    with pytest.raises(ValueError, match="holds an earlier table run .*--resume"):
+        paper_table.run_table(pipe, pipe.judges(), references, tiny, methods=methods, workdir=tmp_path)
+    with pytest.raises(ValueError, match="settings.json: the earlier run's settings differ"):
+        paper_table.run_table(pipe, pipe.judges(), references, replace(tiny, seeds=2), methods=methods,
+                              workdir=tmp_path, resume=True)
+    said = []
+    second = paper_table.run_table(pipe, pipe.judges(), references, tiny, methods=methods, outside=descriptions,
+                                   workdir=tmp_path, resume=True, say=said.append)
+    assert said[0] == f"neon: base, style name: kept from {tmp_path / 'rows'}" and "kept" not in said[1]
+    assert second["table"]["neon"]["base, style name"] == first["table"]["neon"]["base, style name"]
+    assert torch.equal(second["images"]["neon"]["base, style name"], first["images"]["neon"]["base, style name"])
+    assert list(second["table"]["neon"]) == list(methods)
+    assert second["wall_seconds"] > first["wall_seconds"] > 0  # the kept row's time counts in the total
+    with pytest.raises(ValueError, match="--work-dir"):
+        paper_table.run_table(pipe, pipe.judges(), references, tiny, resume=True)
+
+
 def test_the_style_embedding_ignores_content_and_clip_does_not(pipe):
     judges = pipe.judges()
     ours = metrics.content_invariance(judges.style_embedding, n_looks=10, n_contents=5)
