@@ -137,7 +137,7 @@ def cmd_evaluate(args) -> int:
                                  workers=args.workers, prompts=args.prompts, settings=settings, styles=args.styles,
                                  seeds=args.seeds, precision=args.precision, png=args.png, table_settings=table,
                                  table_dir=args.table_dir, table_workdir=args.work_dir, resume=args.resume)
-    text = json.dumps(report, indent=2)
+    text = json.dumps({"command": command_line(), **report}, indent=2)  # a results file says what made it
     print(text)
     if json_out:
         save_or_rescue(lambda path: path.write_text(text), json_out, "report")

@@ -190,3 +190,14 @@ def test_no_committed_cell_has_outputs_without_an_execution_count(name):
     nb = nbformat.read(str(TUTORIALS / name), as_version=4)
     unrun = [i for i, c in enumerate(nb.cells) if c.cell_type == "code" and c.outputs and c.execution_count is None]
     assert not unrun, f"{name}: cells {unrun} have outputs but no execution count"
+
+
+@needs_tutorials
+@pytest.mark.parametrize("name", NOTEBOOKS)
+def test_the_settings_cell_is_tagged_for_papermill(name):
+    """The first code cell that sets QUICK is the notebook's settings cell: tagged `parameters`, so that
+    papermill (and a teacher's scripts) can set its values."""
+    nb = nbformat.read(str(TUTORIALS / name), as_version=4)
+    settings = next((c for c in nb.cells if c.cell_type == "code" and "QUICK = " in c.source), None)
+    assert settings is not None, f"{name}: no settings cell (QUICK = quick_mode())"
+    assert "parameters" in settings.metadata.get("tags", []), f"{name}: its settings cell is not tagged 'parameters'"
