@@ -363,7 +363,9 @@ def run_table(pipe, judges, references: dict[str, StyleReference], settings: Tab
             say(f"{name}: {method}: " + ", ".join(f"{k} {v['mean']:.3f}" for k, v in row.items()
                                                   if isinstance(v, dict)))
     return {"table": table, "orderings": orderings(table), "disagreements": disagreements(table), "images": pictures,
-            "wall_seconds": round(wall_seconds, 1)}
+            "wall_seconds": round(wall_seconds, 1), "settings": {"contents": settings.contents, "seeds": settings.seeds,
+                                                                  "tuning_seeds": list(settings.tuning_seeds),
+                                                                  "steps": settings.steps}}
 
 
 # The paper's conclusions from Table 2, as orderings of two rows on a text or a style measure:

@@ -61,6 +61,7 @@ def test_the_table_fills_every_row_and_writes_it(pipe, tmp_path):
     assert list(neon) == list(paper_table.METHODS)
     assert "R2 simulated HF" not in mosaic and "judge_style" not in mosaic["StyleDrop R1"]  # no truth outside
     assert all(row["clip_style"]["n"] == 2 for row in neon.values())  # 2 contents x 1 image x 1 tuning seed
+    assert result["settings"] == {"contents": 2, "seeds": 1, "tuning_seeds": [0], "steps": 3}  # said in the report
     total = sum(p.numel() for p in pipe.transformer.parameters())
     trainable = {m: neon[m]["trainable"] for m in neon}
     assert trainable["base, style name"] == 0 and trainable["textual inversion"] == pipe.text_encoder.width
