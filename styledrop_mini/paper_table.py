@@ -299,7 +299,13 @@ class FinishedRows:
         if not row_path.exists():
             return None
         kept = read_json(row_path, "finished table row")
-        images = safetensors.torch.load_file(image_path)["images"] if image_path.exists() else None
+        images = None
+        if image_path.exists():
+            try:
+                images = safetensors.torch.load_file(image_path)["images"]
+            except Exception as exc:  # a file cut short by a crash: say which, and how to measure it again
+                raise ValueError(f"{image_path}: cannot read this row's images ({exc}); delete it and {row_path.name} "
+                                 "beside it to measure the row again") from exc
         return kept.get("row"), images, kept.get("wall_seconds", 0.0)
 
     def put(self, reference: str, method: str, row: dict | None, images, wall_seconds: float) -> None:
@@ -351,15 +357,16 @@ def run_table(pipe, judges, references: dict[str, StyleReference], settings: Tab
                 for k, v in scored.items():
                     pooled.setdefault(k, []).extend(v)
                 trainable, seconds = drawn.trainable, seconds + [drawn.seconds]
-            wall_seconds += time.perf_counter() - start
+            took = time.perf_counter() - start
+            wall_seconds += took
             if not pooled:
-                finished.put(name, method, None, None, time.perf_counter() - start)
+                finished.put(name, method, None, None, took)
                 say(f"{name}: {method} does not apply")
                 continue
             row = {k: metrics.mean_se(v) for k, v in pooled.items()}
             row.update(trainable=trainable, seconds=sum(seconds) / len(seconds))
             table[name][method] = row
-            finished.put(name, method, row, pictures[name][method], time.perf_counter() - start)
+            finished.put(name, method, row, pictures[name][method], took)
             say(f"{name}: {method}: " + ", ".join(f"{k} {v['mean']:.3f}" for k, v in row.items()
                                                   if isinstance(v, dict)))
     return {"table": table, "orderings": orderings(table), "disagreements": disagreements(table), "images": pictures,

@@ -96,6 +96,10 @@ def test_a_table_run_cut_short_continues_from_its_finished_rows(pipe, tmp_path):
     assert second["wall_seconds"] > first["wall_seconds"] > 0  # the kept row's time counts in the total
     with pytest.raises(ValueError, match="--work-dir"):
         paper_table.run_table(pipe, pipe.judges(), references, tiny, resume=True)
+    kept_images = tmp_path / "rows" / "neon" / "base_style_name.safetensors"
+    kept_images.write_bytes(kept_images.read_bytes()[:100])  # cut short
+    with pytest.raises(ValueError, match="base_style_name.safetensors: cannot read this row's images .*delete it"):
+        paper_table.run_table(pipe, pipe.judges(), references, tiny, methods=methods, workdir=tmp_path, resume=True)
 
 
 def test_the_style_embedding_ignores_content_and_clip_does_not(pipe):
